@@ -1,0 +1,91 @@
+"""``divekit models``, ``env`` and ``data list|show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from divekit.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    m = subparsers.add_parser("models", help="list the registered models")
+    m.add_argument("--family", help="only models of this family (classifier, language-model, seq2seq, regression)")
+    m.set_defaults(handler=run_models)
+
+    e = subparsers.add_parser("env", help="describe this machine: versions, devices, threads")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=run_env)
+
+    d = subparsers.add_parser("data", help="list data sets or look at one")
+    sub = d.add_subparsers(dest="data_command", metavar="{list,show}")
+    sub.add_parser("list", help="list the registered data sets").set_defaults(handler=run_data_list)
+    s = sub.add_parser("show", help="write a PNG grid of sample images with their labels")
+    s.add_argument("name")
+    s.add_argument("--out", help="PNG file (default: <name>-samples.png)")
+    s.add_argument("--count", type=int, default=16, help="how many images")
+    s.add_argument("--split", choices=("train", "test"), default="train")
+    s.add_argument("--data-dir")
+    s.add_argument("--download", action="store_true")
+    s.add_argument("--mirror")
+    s.set_defaults(handler=run_data_show)
+    d.set_defaults(handler=lambda args: d.print_help())
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from divekit.models import get_model_entry, list_models
+
+    names = list_models(args.family)
+    if args.family and not names:
+        raise ConfigError(f"no models of family {args.family!r}")
+    width = max(len(n) for n in names)
+    for name in names:
+        entry = get_model_entry(name)
+        size = "x".join(map(str, entry.input_size)) if entry.input_size else "-"
+        print(f"{name:<{width}}  {entry.family:<14}  {size:<10}  {entry.description}")
+    return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    from divekit.device import environment_report
+
+    report = environment_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    width = max(map(len, report))
+    for key, value in report.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{key:<{width}}  {shown if shown not in ('', None) else '-'}")
+    return 0
+
+
+def run_data_list(args: argparse.Namespace) -> int:
+    from divekit.data import get_dataset_entry, list_datasets
+
+    names = list_datasets()
+    width = max(map(len, names))
+    for name in names:
+        entry = get_dataset_entry(name)
+        where = "embedded" if entry.embedded else "files"
+        print(f"{name:<{width}}  {entry.kind:<20}  {where:<8}  {entry.description}")
+    return 0
+
+
+def run_data_show(args: argparse.Namespace) -> int:
+    from divekit.data import load_dataset
+    from divekit.plot import image_grid
+
+    if args.count < 1:
+        raise ConfigError(f"--count must be at least 1, got {args.count}")
+    data = load_dataset(args.name, data_dir=args.data_dir, download=args.download, mirror=args.mirror)
+    if getattr(data, "kind", None) != "image-classification":
+        raise ConfigError(f"{args.name} is not an image data set; `data show` draws images")
+    split = getattr(data, args.split)
+    n = min(args.count, len(split))
+    labels = [data.class_names[int(c)] for c in split.labels[:n]]
+    out = Path(args.out or f"{args.name}-samples.png")
+    image_grid(split.images[:n].numpy(), labels, out)
+    print(out)
+    return 0

@@ -1,0 +1,193 @@
+"""``divekit train``, ``evaluate`` and ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from divekit.config import parse_value
+from divekit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A ``train`` option and the dotted config key it sets."""
+
+    name: str
+    key: str
+    type: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+TRAIN_FLAGS = (
+    # data
+    Flag("--data", "data.name", str, "data set (see `divekit data list`; default: the model's own)"),
+    Flag("--data-dir", "data.data_dir", str, "folder holding the data set's files"),
+    Flag("--mirror", "data.mirror", str, "base URL replacing the official download mirrors"),
+    Flag("--batch-size", "data.batch_size", int, "examples per step, all processes together"),
+    Flag("--eval-batch-size", "data.eval_batch_size", int, "batch size for evaluation"),
+    # model
+    Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
+    # optimisation
+    Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
+    Flag("--lr", "optim.lr", float, "learning rate"),
+    Flag("--momentum", "optim.momentum", float, "SGD momentum"),
+    Flag("--weight-decay", "optim.weight_decay", float, "weight decay"),
+    Flag("--schedule", "optim.schedule", str, "learning-rate schedule", ("constant", "step", "cosine")),
+    Flag("--warmup-epochs", "optim.warmup_epochs", float, "linear warm-up length"),
+    Flag("--clip-grad", "optim.clip_grad", float, "clip the gradient norm to this value"),
+    # loop
+    Flag("--epochs", "train.epochs", int, "passes over the training data"),
+    Flag("--seed", "train.seed", int, "random seed"),
+    Flag("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
+    Flag("--precision", "train.precision", str, "arithmetic precision", ("32", "bf16", "16")),
+    Flag("--threads", "train.threads", int, "CPU threads (default: this process's share of idle cores)"),
+    Flag("--patience", "train.patience", int, "early stopping: epochs without improvement"),
+    Flag("--checkpoint-every", "train.checkpoint_every", int, "also checkpoint every N steps"),
+    Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
+    # task
+    Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
+)  # fmt: skip
+
+SWITCHES = (
+    ("--download", "data.download", "download missing data files (opt-in)"),
+    ("--deterministic", "train.deterministic", "use only deterministic algorithms"),
+    ("--compile", "train.compile", "compile the model with torch.compile"),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a model", description="Train a model by name.")
+    p.add_argument("model", nargs="?", help="model name (see `divekit models`)")
+    p.add_argument("--out", help="run folder (default: runs/<model>-<data>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--config", help="JSON file with config sections (model, data, task, optim, train)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config value, e.g. --set optim.gamma=0.5 (repeatable)")  # fmt: skip
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model builder option, e.g. --option dropout=0.5 (repeatable)")  # fmt: skip
+    for flag in TRAIN_FLAGS:
+        p.add_argument(flag.name, type=flag.type, choices=flag.choices, help=flag.help, dest=_dest(flag.key))
+    for name, key, help_text in SWITCHES:
+        p.add_argument(name, action="store_true", default=None, help=help_text, dest=_dest(key))
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, dest=_dest("train.channels_last"),
+                   help="channels-last memory layout for images (default: on for CNNs on the CPU)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_train)
+
+    e = subparsers.add_parser("evaluate", help="score a trained run on its test data")
+    e.add_argument("run_dir")
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--data-dir", help="folder holding the data set's files, if it moved")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(handler=run_evaluate)
+
+    r = subparsers.add_parser("predict", help="classify image files with a trained run")
+    r.add_argument("run_dir")
+    r.add_argument("--image", nargs="+", required=True, metavar="FILE", help="image files or folders of images")
+    r.add_argument("--top-k", type=int, default=3)
+    r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--json", action="store_true", help="print one JSON object per image")
+    r.set_defaults(handler=run_predict)
+
+
+def _dest(key: str) -> str:
+    return "cfg__" + key.replace(".", "__")
+
+
+def explicit_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The dotted config keys the user set on the command line, and their values."""
+    overrides = {name[5:].replace("__", "."): value for name, value in vars(args).items()
+                 if name.startswith("cfg__") and value is not None}  # fmt: skip
+    if args.no_progress:
+        overrides["train.progress"] = False
+    for item in args.set:
+        key, value = _split_assignment(item, "--set")
+        overrides[key] = parse_value(value)
+    for item in args.option:
+        key, value = _split_assignment(item, "--option")
+        overrides[f"model.options.{key}"] = parse_value(value)
+    return overrides
+
+
+def _split_assignment(item: str, flag: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+    return key.strip(), value.strip()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from divekit.train.run import read_run_config, resolve_config, resume, train
+
+    overrides = explicit_overrides(args)
+    if args.resume:
+        if not args.out:
+            raise ConfigError("--resume needs --out DIR, the run folder to continue")
+        saved = read_run_config(args.out)
+        if args.model and args.model != saved.model.name:
+            raise ConfigError(f"{args.out} holds a {saved.model.name!r} run, not {args.model!r}")
+        result = resume(args.out, changes=overrides)
+    else:
+        if not args.model:
+            raise ConfigError("name the model to train, e.g. `divekit train lenet` (see `divekit models`)")
+        data = overrides.pop("data.name", None)
+        config = resolve_config(args.model, data=data, overrides=overrides, config_file=args.config)
+        result = train(config, out_dir=args.out)
+    print_result(result)
+    return 0
+
+
+def print_result(result: Any) -> None:
+    """The final numbers of a run, on stdout."""
+    if not result.history:
+        print("no epoch was trained")
+        return
+    final = result.final
+    cfg = result.config
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in final.items()
+                        if k.startswith(("train_", "test_")) and "per_s" not in k)  # fmt: skip
+    unit = next((k.split("_")[1] for k in final if k.startswith("train_") and k.endswith("_per_s")), "examples")
+    total = sum(r["epoch_time_s"] for r in result.history)
+    print(f"{cfg.model.name} on {cfg.data.name}: {final['epoch']} epochs, {total:.1f}s ({result.stop_reason})")
+    print(f"  {metrics}")
+    print(f"  {final[f'train_{unit}_per_s']:,.0f} {unit}/s in training steps, "
+          f"{final[f'epoch_{unit}_per_s']:,.0f} {unit}/s over whole epochs")  # fmt: skip
+    if result.best and result.best["epoch"] != final["epoch"]:
+        best = {k: v for k, v in result.best.items() if k.startswith("test_")}
+        print(f"  best epoch {result.best['epoch']}: " + "  ".join(f"{k} {v:.4f}" for k, v in best.items()))
+    if result.out_dir is not None:
+        print(f"  run folder: {result.out_dir}")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from divekit.train.run import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from divekit.train.predict import expand_image_paths, predict_images
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    paths = expand_image_paths([Path(p) for p in args.image])
+    for pred in predict_images(args.run_dir, paths, top_k=args.top_k, batch_size=args.batch_size,
+                               which=args.checkpoint, device=args.device):  # fmt: skip
+        if args.json:
+            print(json.dumps({"image": str(pred.path), "top": [[c, p] for c, p in pred.top]}))
+        else:
+            print(f"{pred.path}: " + ", ".join(f"{c} {p:.3f}" for c, p in pred.top))
+    return 0

@@ -1,0 +1,36 @@
+"""``digits``: the embedded default data set, scikit-learn's 8x8 handwritten digits.
+
+1,797 images ship with scikit-learn, so it works offline. Pixel values 0-16
+are scaled to 0-255 and upsampled to 28x28 (bilinear) so the models built for
+MNIST run on it unchanged. The split is fixed: every fifth image (index
+0, 5, 10, ...) is a test image, the rest train (1,437 train, 360 test).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from divekit.data.images import ImageClassificationData, ImageSplit
+from divekit.data.mnist import DIGIT_CLASSES
+
+IMAGE_SIZE = 28
+TEST_EVERY = 5
+
+
+def load_digits(*, image_size: int = IMAGE_SIZE) -> ImageClassificationData:
+    """The digits data set as uint8 tensors of shape ``(N, 1, image_size, image_size)``."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    labels = torch.tensor(bunch.target, dtype=torch.int64)
+    is_test = torch.arange(len(labels)) % TEST_EVERY == 0
+    return ImageClassificationData(
+        "digits",
+        train=ImageSplit(images[~is_test], labels[~is_test]),
+        test=ImageSplit(images[is_test], labels[is_test]),
+        class_names=DIGIT_CLASSES,
+    )

@@ -1,0 +1,119 @@
+"""Image classification: images -> logits, cross-entropy loss, accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from divekit.data.images import ImageClassificationData
+from divekit.data.loader import TensorBatches
+from divekit.errors import ConfigError
+from divekit.models.registry import ModelEntry
+from divekit.train.task import StepOutput, Task, register_task
+
+
+@dataclass
+class ImageTaskConfig:
+    """Options of the image-classification task.
+
+    Attributes:
+        resize: side length of the square images fed to the model; default
+            the model's own input size, or the data's if the model has none.
+    """
+
+    resize: int | None = None
+
+
+def to_model_input(
+    images: torch.Tensor,
+    *,
+    size: int | None,
+    device: torch.device,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` images -> float in [0, 1] on ``device``, resized to ``size``.
+
+    The conversion runs per batch on the target device (a uint8 copy is a
+    quarter of a float one). Downsampling uses antialiasing, as
+    ``torchvision.transforms.Resize`` does on tensors.
+    """
+    X = images.to(device, non_blocking=True).float().div_(255)
+    if size is not None and tuple(X.shape[-2:]) != (size, size):
+        X = F.interpolate(X, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=size < X.shape[-1])  # fmt: skip
+    if channels_last:
+        X = X.contiguous(memory_format=torch.channels_last)
+    return X
+
+
+class ImageClassificationTask(Task):
+    """Train a classifier on in-memory images; report loss and accuracy."""
+
+    kind = "image-classification"
+    families = ("classifier",)
+    monitor = "test_acc"
+    monitor_mode = "max"
+
+    def __init__(self, data: ImageClassificationData, config: ImageTaskConfig, *,
+                 batch_size: int, eval_batch_size: int, model_entry: ModelEntry) -> None:  # fmt: skip
+        self.data = data
+        self.config = config
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        native = data.image_size[0]
+        model_size = model_entry.input_size[-1] if model_entry.input_size else None
+        self.size = config.resize or model_size or native
+        if self.size < 1:
+            raise ConfigError(f"resize must be a positive side length, got {self.size}")
+
+    def model_options(self) -> dict[str, Any]:
+        return {"num_classes": self.data.num_classes, "in_channels": self.data.in_channels, "image_size": self.size}
+
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        rt = self.runtime
+        return to_model_input(images, size=self.size, device=rt.device, channels_last=rt.channels_last)
+
+    def train_batches(self, *, seed: int) -> TensorBatches:
+        split, rt = self.data.train, self.runtime
+        return TensorBatches((split.images, split.labels), batch_size=self.batch_size, shuffle=True,
+                             seed=seed, rank=rt.rank, world_size=rt.world_size)  # fmt: skip
+
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        images, labels = batch
+        y = labels.to(self.runtime.device, non_blocking=True)
+        logits = model(self._input(images))
+        loss = F.cross_entropy(logits, y)
+        with torch.no_grad():
+            correct = (logits.argmax(dim=1) == y).sum()
+        return StepOutput(loss, {"loss": loss.detach() * y.numel(), "correct": correct, "count": y.numel()})
+
+    @torch.no_grad()
+    def eval_sums(self, model: nn.Module) -> dict[str, float]:
+        split, rt = self.data.test, self.runtime
+        batches = TensorBatches((split.images, split.labels), batch_size=self.eval_batch_size,
+                                rank=rt.rank, world_size=rt.world_size)  # fmt: skip
+        loss = correct = count = 0.0
+        for images, labels in batches:
+            y = labels.to(rt.device, non_blocking=True)
+            logits = model(self._input(images)).float()
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            count += y.numel()
+        return {"loss": loss, "correct": correct, "count": count}
+
+    def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
+        count = max(float(sums["count"]), 1.0)
+        return {f"{prefix}_loss": float(sums["loss"]) / count, f"{prefix}_acc": float(sums["correct"]) / count}
+
+    def info(self) -> dict[str, Any]:
+        return {**self.data.info(), "input_size": [self.data.in_channels, self.size, self.size],
+                "model_options": self.model_options()}  # fmt: skip
+
+
+@register_task("image-classification", ImageTaskConfig)
+def build_image_classification(data: ImageClassificationData, config: ImageTaskConfig, **kwargs: Any) -> Task:
+    return ImageClassificationTask(data, config, **kwargs)

@@ -1,0 +1,88 @@
+"""Distributed training on PyTorch's own engine (``torchrun`` + DDP).
+
+``torchrun`` starts one process per device and sets ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK`` and the rendezvous address; :func:`init_distributed` joins the
+process group (gloo on CPU, nccl on CUDA). Nothing here launches processes or
+moves parameters by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_context() -> DistContext:
+    """The context ``torchrun`` describes in the environment (single process if none)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return DistContext(
+        rank=int(os.environ.get("RANK", "0")),
+        world_size=world,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
+    )
+
+
+def init_distributed(device_type: str) -> DistContext:
+    """Join the process group if ``torchrun`` started this process; return the context."""
+    ctx = env_context()
+    if ctx.enabled and not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(ctx.local_rank)
+        dist.init_process_group(backend=backend)
+    return ctx
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sums(sums: dict[str, float], ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """Add metric sums across processes (every process gets the totals)."""
+    if not ctx.enabled or not sums:
+        return {k: float(v) for k, v in sums.items()}
+    keys = sorted(sums)
+    values = torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64, device=_comm_device(device))
+    dist.all_reduce(values)
+    return dict(zip(keys, values.tolist()))
+
+
+def any_flags(flags: list[bool], ctx: DistContext, device: torch.device) -> list[bool]:
+    """For each flag, whether it is set on any process: keeps decisions in step."""
+    if not ctx.enabled:
+        return flags
+    values = torch.tensor([float(f) for f in flags], device=_comm_device(device))
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def _comm_device(device: torch.device) -> torch.device:
+    return device if dist.get_backend() == "nccl" else torch.device("cpu")

@@ -1,0 +1,33 @@
+"""Per-epoch metrics written to ``metrics.csv``, ``metrics.json`` and ``curves.png``."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+from typing import Any
+
+from divekit.io import atomic_write_json, atomic_write_text
+
+CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_ppl", "test_ppl")
+
+
+def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite both metric files atomically from the whole history."""
+    atomic_write_json(out_dir / "metrics.json", history)
+    columns: list[str] = []
+    for record in history:
+        columns += [k for k in record if k not in columns]
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(out_dir / "metrics.csv", buffer.getvalue())
+
+
+def write_curves(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Plot the losses and accuracies (or perplexities) the history holds."""
+    from divekit.plot import plot_curves
+
+    present = [k for k in CURVE_KEYS if any(k in r for r in history)]
+    plot_curves(history, out_dir / "curves.png", keys=present)
