@@ -8,12 +8,11 @@ file or a ``--set`` override is one clear error instead of a silent default.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from typing import Any, TypeVar
 
-from divekit.errors import ConfigError
+from divekit.errors import ConfigError, closest
 
 T = TypeVar("T")
 
@@ -71,8 +70,8 @@ def from_dict(cls: type[T], data: Any, *, where: str = "config") -> T:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest(key, names)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"{where}: unknown option {key!r}{hint} (valid: {', '.join(names)})")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
     return cls(**kwargs)

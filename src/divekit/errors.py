@@ -9,6 +9,7 @@ traceback. Programming errors stay ordinary exceptions.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -36,12 +37,30 @@ class NonFiniteLossError(DivekitError):
     exit_code = 3
 
 
+def closest(name: str, valid: Iterable[str]) -> str | None:
+    """The valid name a typo most likely meant, or ``None``.
+
+    Prefers a name that starts like ``name`` (``lr_rate`` -> ``lr``), then the
+    most similar spelling.
+    """
+    valid = list(valid)
+    lowered = {v.lower(): v for v in valid}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    head = re.split(r"[-_.]", name.lower())[0]
+    prefixed = [v for v in valid if re.split(r"[-_.]", v.lower())[0] == head]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(name, prefixed or valid, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> DivekitError:
     """Build the error for an unknown ``kind`` called ``name``.
 
     The message lists the valid names and suggests the closest one.
     """
     valid = sorted(valid)
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(name, valid)
+    hint = f" Did you mean {close!r}?" if close else ""
     return ConfigError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}.")

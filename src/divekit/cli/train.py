@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, dest=_dest("train.channels_last"),
                    help="channels-last memory layout for images (default: on for CNNs on the CPU)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="data-parallel over N processes on this machine (launches torchrun for you)")  # fmt: skip
     p.set_defaults(handler=run_train)
 
     e = subparsers.add_parser("evaluate", help="score a trained run on its test data")
@@ -127,6 +131,8 @@ def _split_assignment(item: str, flag: str) -> tuple[str, str]:
 def run_train(args: argparse.Namespace) -> int:
     from divekit.train.run import read_run_config, resolve_config, resume, train
 
+    if args.nproc is not None:
+        return launch_torchrun(args.nproc)
     overrides = explicit_overrides(args)
     if args.resume:
         if not args.out:
@@ -141,8 +147,31 @@ def run_train(args: argparse.Namespace) -> int:
         data = overrides.pop("data.name", None)
         config = resolve_config(args.model, data=data, overrides=overrides, config_file=args.config)
         result = train(config, out_dir=args.out)
-    print_result(result)
+    if os.environ.get("RANK", "0") == "0":
+        print_result(result)
     return 0
+
+
+def launch_torchrun(nproc: int) -> int:
+    """Re-run this very command under ``torchrun --standalone --nproc_per_node N`` (PyTorch's launcher)."""
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+    if "RANK" in os.environ:
+        raise ConfigError("--nproc cannot be used inside torchrun; torchrun already started the processes")
+    argv = sys.argv[1:]
+    rest: list[str] = []
+    skip = False
+    for i, item in enumerate(argv):
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "divekit", *rest]  # fmt: skip
+    os.execv(sys.executable, command)
+    return 0  # not reached
 
 
 def print_result(result: Any) -> None:

@@ -153,6 +153,11 @@ def download(
             except DataError as err:
                 errors.append(str(err))
                 break  # the server answered with the wrong bytes: retrying this URL will not help
+            except urllib.error.HTTPError as err:
+                errors.append(f"{url}: HTTP {err.code} {err.reason}")
+                if 400 <= err.code < 500 and err.code not in (408, 429):
+                    break  # the file is not there: asking again will not help
+                time.sleep(min(2**attempt, 8) * 0.25)
             except (urllib.error.URLError, OSError, TimeoutError) as err:
                 errors.append(f"{url}: {getattr(err, 'reason', err)}")
                 time.sleep(min(2**attempt, 8) * 0.25)

@@ -35,8 +35,9 @@ class TensorBatches:
         batch_size: the global batch size (all ranks together).
         shuffle: a new permutation each epoch (see :meth:`set_epoch`).
         drop_last: drop a final batch smaller than ``batch_size``. With
-            ``world_size > 1`` a final batch that does not split evenly across
-            ranks is always dropped, so every rank runs the same number of steps.
+            ``world_size > 1`` a final batch too small to give every rank an
+            example is always dropped, so every rank runs the same number of steps
+            (the trainer weights uneven shares so gradients stay exact).
         seed: seeds the permutations.
         rank, world_size: this process's share in a distributed run. For
             training, each rank gets a contiguous slice of every global batch;
@@ -56,8 +57,8 @@ class TensorBatches:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        if world_size > 1 and shuffle and batch_size % world_size:
-            raise ConfigError(f"batch size {batch_size} does not split evenly across {world_size} processes")
+        if world_size > 1 and shuffle and batch_size < world_size:
+            raise ConfigError(f"batch size {batch_size} is smaller than the {world_size} processes sharing it")
         lengths = {t.shape[0] for t in tensors}
         if len(lengths) != 1:
             raise ValueError(f"tensors differ in length: {sorted(lengths)}")
@@ -89,7 +90,7 @@ class TensorBatches:
             return list(order.split(local))
         batches = list(order.split(self.batch_size))
         ragged = batches and len(batches[-1]) < self.batch_size
-        if ragged and (self.drop_last or (self.world_size > 1 and len(batches[-1]) % self.world_size)):
+        if ragged and (self.drop_last or len(batches[-1]) < self.world_size):
             batches.pop()
         if self.world_size > 1:
             batches = [b.tensor_split(self.world_size)[self.rank] for b in batches]
@@ -101,7 +102,7 @@ class TensorBatches:
             share = len(range(self.rank, self.num_examples, self.world_size))
             return -(-share // local)
         full, rest = divmod(self.num_examples, self.batch_size)
-        keep_rest = rest and not self.drop_last and not (self.world_size > 1 and rest % self.world_size)
+        keep_rest = rest and not self.drop_last and rest >= self.world_size
         return full + int(bool(keep_rest))
 
     def iter_from(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:

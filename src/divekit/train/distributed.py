@@ -70,13 +70,13 @@ def all_reduce_sums(sums: dict[str, float], ctx: DistContext, device: torch.devi
     return dict(zip(keys, values.tolist()))
 
 
-def any_flags(flags: list[bool], ctx: DistContext, device: torch.device) -> list[bool]:
-    """For each flag, whether it is set on any process: keeps decisions in step."""
+def agree(values: list[bool | float], ctx: DistContext, device: torch.device) -> list[bool | float]:
+    """Sum ``values`` over processes in one collective: flags come back set if set anywhere, numbers as totals."""
     if not ctx.enabled:
-        return flags
-    values = torch.tensor([float(f) for f in flags], device=_comm_device(device))
-    dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in values.tolist()]
+        return list(values)
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_comm_device(device))
+    dist.all_reduce(tensor)
+    return [bool(t) if isinstance(v, bool) else t for v, t in zip(values, tensor.tolist())]
 
 
 def barrier(ctx: DistContext) -> None:

@@ -31,7 +31,7 @@ from divekit.models.registry import create_model, get_model_entry, supported_opt
 from divekit.nn.init import apply_init
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig, set_dotted
-from divekit.train.distributed import DistContext, env_context, init_distributed
+from divekit.train.distributed import DistContext, barrier, env_context, init_distributed
 from divekit.train.lock import RunLock
 from divekit.train.seeding import seed_everything, set_deterministic
 from divekit.train.task import Task, get_task_entry
@@ -159,18 +159,19 @@ def train(
     folder = _agree_on_folder(out_dir, config, dist) if write else None
     if resume and folder is None:
         raise ConfigError("--resume needs the run folder to continue: pass --out DIR")
+    if folder is not None and resume:
+        config = merge_resume_config(folder, _differences(read_run_config(folder), config))
+    elif folder is not None and (folder / "config.json").exists():
+        raise ConfigError(f"{folder} already holds a run; continue it with --resume or choose another --out")
+    barrier(dist)  # every process has checked the folder before the main one writes into it
+    # Data and model come first: a bad name or a missing file is reported before any folder is made.
+    seed_everything(config.train.seed)
+    task = build_task(config)
+    model = build_model(config, task.model_options())
     lock = RunLock(folder) if folder is not None and dist.is_main else None
     if lock:
         lock.acquire()
     try:
-        if folder is not None and resume:
-            saved = read_run_config(folder)
-            config = merge_resume_config(folder, _differences(saved, config))
-        elif folder is not None and (folder / "config.json").exists():
-            raise ConfigError(f"{folder} already holds a run; continue it with --resume or choose another --out")
-        seed_everything(config.train.seed)
-        task = build_task(config)
-        model = build_model(config, task.model_options())
         if folder is not None and dist.is_main:
             _write_run_files(folder, config, task)
         trainer = Trainer(model, task, config, out_dir=folder, dist=dist, log=log)

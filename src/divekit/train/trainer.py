@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from divekit.device import resolve_device
 from divekit.errors import DivekitError, NonFiniteLossError
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig
-from divekit.train.distributed import DistContext, all_reduce_sums, any_flags, barrier
+from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier
 from divekit.train.metrics import write_curves, write_metrics
 from divekit.train.optim import build_optimizer, build_scheduler
 from divekit.train.task import Runtime, Task
@@ -43,6 +44,12 @@ class TrainingInterrupted(DivekitError):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class PeerFailure(DivekitError):
+    """Another process of a distributed run died; this one stops too."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -228,6 +235,21 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
+    @contextlib.contextmanager
+    def _peer_failures(self):
+        """Turn the communication error a dead peer process causes into one clear message."""
+        try:
+            yield
+        except RuntimeError as err:
+            if not (self.dist.enabled and _is_communication_error(err)):
+                raise
+            first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
+            kept = f"the last checkpoint ({self.checkpoint_dir / 'last.pt'}) is kept; " if self.checkpoint_dir else ""
+            raise PeerFailure(
+                f"rank {self.dist.rank}: another process of this distributed run failed or was killed ({first}); "
+                f"{kept}restart the run with --resume"
+            ) from err
+
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Ask the loop to checkpoint and stop after the current step (as a signal would)."""
         self._stop_signal = signum
@@ -239,7 +261,7 @@ class Trainer:
             self.restore(resume_from)
         tc = self.config.train
         stop_reason = "completed"
-        with self._signals():
+        with self._signals(), self._peer_failures():
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
@@ -260,7 +282,7 @@ class Trainer:
         started = time.perf_counter() - p.epoch_time
         for batch in self.loader.iter_from(p.batch):
             t0 = time.perf_counter()
-            self._step(batch)
+            stop = self._step(batch)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             p.step_time += time.perf_counter() - t0
@@ -273,26 +295,35 @@ class Trainer:
             every = self.config.train.checkpoint_every
             if every and p.global_step % every == 0:
                 self.save_checkpoint()
-            (stop,) = any_flags([self._stop_signal is not None], self.dist, self.device)
             if stop:
                 self._interrupt(bar)
         if bar is not None:
             bar.close()
 
-    def _step(self, batch: Any) -> None:
+    def _step(self, batch: Any) -> bool:
+        """One optimisation step; return whether a stop was requested (on any process)."""
         p = self.progress
         with self._autocast():
             out = self.task.train_step(self.train_net, batch)
-        (bad_loss,) = any_flags([not bool(torch.isfinite(out.loss.detach()).all())], self.dist, self.device)
+        count = float(out.sums.get("count", 1.0))
+        finite = bool(torch.isfinite(out.loss.detach()).all())
+        # One collective per step keeps every process's decisions in step: stop, skip, and the global count.
+        stop, bad_loss, total = agree(
+            [self._stop_signal is not None, not finite, count], self.dist, self.device)  # fmt: skip
         if bad_loss:
             self._nonfinite("loss")
-            return
+            return stop
+        loss = out.loss
+        if self.dist.enabled:
+            # DDP averages gradients over processes; weighting each process's mean by its share of the global
+            # batch makes the result the mean over the whole batch, even when the shares differ in size.
+            loss = loss * (count * self.dist.world_size / total)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
-            self.scaler.scale(out.loss).backward()
+            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
-            out.loss.backward()
+            loss.backward()
         clip = self.config.optim.clip_grad
         params = [q for group in self.optimizer.param_groups for q in group["params"] if q.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
@@ -302,7 +333,7 @@ class Trainer:
         elif not bool(torch.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             self._nonfinite("gradients")
-            return
+            return stop
         else:
             self.optimizer.step()
         self.scheduler.step()
@@ -310,6 +341,7 @@ class Trainer:
         for key, value in out.sums.items():  # tensors stay on the device: no sync per step
             value = value.detach().double() if torch.is_tensor(value) else float(value)
             p.sums[key] = p.sums.get(key, 0.0) + value
+        return stop
 
     def _nonfinite(self, what: str) -> None:
         p = self.progress
@@ -432,3 +464,12 @@ def _use_channels_last(requested: bool | None, model: nn.Module, device: torch.d
     if requested is not None:
         return requested
     return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def _is_communication_error(err: RuntimeError) -> bool:
+    import torch.distributed as dist
+
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    text = str(err)
+    return any(word in text for word in ("gloo", "NCCL", "nccl", "Connection", "connection", "peer"))
