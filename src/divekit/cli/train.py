@@ -101,6 +101,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object per image")
     r.set_defaults(handler=run_predict)
 
+    x = subparsers.add_parser("export", help="export a run's weights (safetensors or a plain state_dict)")
+    x.add_argument("run_dir")
+    x.add_argument("--out", required=True, help="output file, e.g. model.safetensors")
+    x.add_argument("--format", choices=("safetensors", "pt"), default="safetensors")
+    x.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    x.set_defaults(handler=run_export)
+
 
 def _dest(key: str) -> str:
     return "cfg__" + key.replace(".", "__")
@@ -219,4 +226,11 @@ def run_predict(args: argparse.Namespace) -> int:
             print(json.dumps({"image": str(pred.path), "top": [[c, p] for c, p in pred.top]}))
         else:
             print(f"{pred.path}: " + ", ".join(f"{c} {p:.3f}" for c, p in pred.top))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from divekit.train.export import export_weights
+
+    print(export_weights(args.run_dir, args.out, fmt=args.format, which=args.checkpoint))
     return 0

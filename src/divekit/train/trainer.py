@@ -27,6 +27,7 @@ from torch import nn
 
 from divekit.device import resolve_device
 from divekit.errors import DivekitError, NonFiniteLossError
+from divekit.io import DiskWriteError
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig
 from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier
@@ -36,6 +37,9 @@ from divekit.train.task import Runtime, Task
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_PREEMPTED = 75  # SIGTERM: EX_TEMPFAIL, "try again": a job script can requeue
+
+
+CURVES_EVERY_S = 30.0  # redraw curves.png during a run at most this often (and always at the end)
 
 
 class TrainingInterrupted(DivekitError):
@@ -140,6 +144,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.progress = _Progress()
         self._stop_signal: int | None = None
+        self._last_plot = time.monotonic()
 
     # ----------------------------------------------------------------- set-up
     def _wrap_ddp(self, net: nn.Module) -> nn.Module:
@@ -236,10 +241,12 @@ class Trainer:
                 signal.signal(s, handler)
 
     @contextlib.contextmanager
-    def _peer_failures(self):
-        """Turn the communication error a dead peer process causes into one clear message."""
+    def _failures(self):
+        """One clear message for a full disk, or for the communication error a dead peer process causes."""
         try:
             yield
+        except DiskWriteError as err:
+            raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with --resume") from err
         except RuntimeError as err:
             if not (self.dist.enabled and _is_communication_error(err)):
                 raise
@@ -261,7 +268,7 @@ class Trainer:
             self.restore(resume_from)
         tc = self.config.train
         stop_reason = "completed"
-        with self._signals(), self._peer_failures():
+        with self._signals(), self._failures():
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
@@ -362,6 +369,8 @@ class Trainer:
             bar.close()
         signum = self._stop_signal or signal.SIGINT
         path = self.save_checkpoint()
+        if self.out_dir is not None and self.dist.is_main and self.history:
+            write_curves(self.out_dir, self.history)
         p = self.progress
         where = f"epoch {p.epoch + 1}, batch {p.batch}/{self.steps_per_epoch}"
         name = signal.Signals(signum).name
@@ -400,9 +409,9 @@ class Trainer:
         self.save_checkpoint()
         if self.out_dir is not None and self.dist.is_main:
             write_metrics(self.out_dir, self.history)
-            every = max(1, self.config.train.epochs // 10)
-            if record["epoch"] % every == 0:
+            if time.monotonic() - self._last_plot > CURVES_EVERY_S:  # plotting costs ~0.3 s: not every short epoch
                 write_curves(self.out_dir, self.history)
+                self._last_plot = time.monotonic()
         self.log(self._summary(record))
         for cb in self.callbacks:
             cb.on_epoch_end(self, record)
