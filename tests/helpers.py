@@ -41,3 +41,17 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def with_callback(monkeypatch: pytest.MonkeyPatch, callback: object) -> type:
+    """Make the next ``divekit.train.train`` call run ``callback``; return the original Trainer class."""
+    from divekit.train import run as run_module
+
+    original = run_module.Trainer
+
+    class Patched(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, callbacks=[callback], **kwargs)
+
+    monkeypatch.setattr(run_module, "Trainer", Patched)
+    return original

@@ -13,23 +13,13 @@ import torch
 from divekit.io import DiskWriteError, load
 from divekit.train import Callback, resolve_config, resume, train
 from divekit.train import run as run_module
+from tests.helpers import with_callback
 
 OVERRIDES = {"train.epochs": 3, "train.progress": False}
 
 
 def quiet(message: str) -> None:
     pass
-
-
-def with_callback(monkeypatch, callback):
-    original = run_module.Trainer
-
-    class Patched(original):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, callbacks=[callback], **kwargs)
-
-    monkeypatch.setattr(run_module, "Trainer", Patched)
-    return original
 
 
 def weights(folder):

@@ -11,6 +11,7 @@ from divekit.errors import NonFiniteLossError
 from divekit.io import load
 from divekit.train import Callback, TrainingInterrupted, resolve_config, resume, train
 from divekit.train import run as run_module
+from tests.helpers import with_callback
 
 QUIET = {"train.progress": False}
 
@@ -21,18 +22,6 @@ def config(model="mlp", **overrides):
 
 def quiet(message):
     pass
-
-
-def with_callback(monkeypatch, callback):
-    """Make the next `train` call use ``callback``."""
-    original = run_module.Trainer
-
-    class Patched(original):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, callbacks=[callback], **kwargs)
-
-    monkeypatch.setattr(run_module, "Trainer", Patched)
-    return original
 
 
 def weights(folder, which="last"):
