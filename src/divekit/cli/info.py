@@ -18,6 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(handler=run_env)
 
+    b = subparsers.add_parser("bench", help="measure which speed options pay off for a model on this machine")
+    b.add_argument("model")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--input-size", help="C,H,W for image models")
+    b.add_argument("--options", default=",".join(("fp32", "bf16", "channels-last", "compile")),
+                   help="comma-separated subset of fp32,bf16,channels-last,compile")  # fmt: skip
+    b.add_argument("--device", default="auto")
+    b.add_argument("--seconds", type=float, default=3.0, help="timing length per option and mode")
+    b.add_argument("--threads", type=int, help="CPU threads (default: idle cores)")
+    b.set_defaults(handler=run_bench)
+
     d = subparsers.add_parser("data", help="list data sets or look at one")
     sub = d.add_subparsers(dest="data_command", metavar="{list,show}")
     sub.add_parser("list", help="list the registered data sets").set_defaults(handler=run_data_list)
@@ -89,3 +100,30 @@ def run_data_show(args: argparse.Namespace) -> int:
     image_grid(split.images[:n].numpy(), labels, out)
     print(out)
     return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from divekit.bench import format_table, run_bench as bench
+    from divekit.device import configure_threads, resolve_device
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    configure_threads(args.threads)
+    device = resolve_device(args.device)
+    size = parse_size(args.input_size) if args.input_size else None
+    options = tuple(o.strip() for o in args.options.split(",") if o.strip())
+    rows, peaks, work = bench(args.model, batch_size=args.batch_size, input_size=size, options=options,
+                              device=device, seconds=args.seconds)  # fmt: skip
+    print(format_table(args.model, rows, peaks, work, batch_size=args.batch_size, device=device))
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """``"1,28,28"`` -> ``(1, 28, 28)``, refusing anything else with a clear message."""
+    try:
+        size = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        size = ()
+    if not size or any(s < 1 for s in size):
+        raise ConfigError(f"--input-size must be positive integers separated by commas, e.g. 3,224,224; got {text!r}")
+    return size
