@@ -96,3 +96,21 @@ def test_real_fashion_mnist_loads_and_verifies():
 def test_real_mnist_with_an_uncompressed_file():
     data = load_dataset("mnist", data_dir=shared_data("mnist"))
     assert len(data.train) == 60000 and data.train.labels[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+def test_data_download_command_against_a_local_mirror(tmp_path, monkeypatch, capsys):
+    """`divekit data download mnist` with the official file names, served from 127.0.0.1."""
+    from divekit.cli import main
+    from divekit.data import mnist
+
+    served = tmp_path / "served"
+    served.mkdir()
+    spec = make_files(served)
+    files = {key: IdxFile(mnist.MNIST.files[key].name, f.gz_sha256, f.raw_md5, f.shape) for key, f in spec.files.items()}
+    monkeypatch.setattr(mnist, "MNIST", IdxDataset("mnist", files, mnist.MNIST.mirrors, mnist.DIGIT_CLASSES))
+    with serve_folder(served) as url:
+        assert main(["data", "download", "mnist", "--data-dir", str(tmp_path / "got"), "--mirror", url]) == 0
+    assert "mnist: ready" in capsys.readouterr().out
+    assert len(list((tmp_path / "got").iterdir())) == 4
+    assert main(["data", "download", "digits"]) == 0
+    assert "embedded" in capsys.readouterr().out

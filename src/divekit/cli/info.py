@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(handler=run_bench)
 
     d = subparsers.add_parser("data", help="list data sets or look at one")
-    sub = d.add_subparsers(dest="data_command", metavar="{list,show}")
+    sub = d.add_subparsers(dest="data_command", metavar="{list,show,download}")
     sub.add_parser("list", help="list the registered data sets").set_defaults(handler=run_data_list)
     s = sub.add_parser("show", help="write a PNG grid of sample images with their labels")
     s.add_argument("name")
@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--download", action="store_true")
     s.add_argument("--mirror")
     s.set_defaults(handler=run_data_show)
+    g = sub.add_parser("download", help="fetch a data set's files (checksums verified) into its folder")
+    g.add_argument("name")
+    g.add_argument("--data-dir", help="where to put the files (default: the per-user cache)")
+    g.add_argument("--mirror", help="base URL replacing the official mirrors")
+    g.set_defaults(handler=run_data_download)
     d.set_defaults(handler=lambda args: d.print_help())
 
 
@@ -81,6 +86,17 @@ def run_data_list(args: argparse.Namespace) -> int:
         entry = get_dataset_entry(name)
         where = "embedded" if entry.embedded else "files"
         print(f"{name:<{width}}  {entry.kind:<20}  {where:<8}  {entry.description}")
+    return 0
+
+
+def run_data_download(args: argparse.Namespace) -> int:
+    from divekit.data import get_dataset_entry, load_dataset
+
+    if get_dataset_entry(args.name).embedded:
+        print(f"{args.name} is embedded in divekit: nothing to download")
+        return 0
+    data = load_dataset(args.name, data_dir=args.data_dir, download=True, mirror=args.mirror)
+    print(f"{args.name}: ready ({type(data).__name__})")
     return 0
 
 
