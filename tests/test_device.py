@@ -44,6 +44,16 @@ def test_environment_report_names_versions_devices_and_threads():
 
 def test_default_threads_leaves_out_busy_cores(monkeypatch):
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for busy, expected in ((0.0, 4), (0.4, 4), (1.0, 3), (2.9, 1), (4.0, 1)):
+        monkeypatch.setattr(device, "busy_cores", lambda busy=busy: busy)
+        assert device.default_threads() == expected
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.0)
+    assert device.default_threads(local_world_size=2) == 2
+
+
+def test_default_threads_falls_back_to_the_load_average(monkeypatch):
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(device, "busy_cores", lambda: None)
     monkeypatch.setattr(device.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert device.default_threads() == 4
     assert device.default_threads(local_world_size=2) == 2
@@ -51,3 +61,8 @@ def test_default_threads_leaves_out_busy_cores(monkeypatch):
     assert device.default_threads() == 1
     monkeypatch.setattr(device.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
     assert device.default_threads() == 3
+
+
+def test_busy_cores_is_a_fraction_of_the_machine():
+    busy = device.busy_cores(window=0.05)
+    assert busy is None or 0.0 <= busy <= (device.os.cpu_count() or 1)

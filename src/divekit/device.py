@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 import torch
 
@@ -93,6 +94,29 @@ def environment_report() -> dict[str, object]:
     }
 
 
+def busy_cores(window: float = 0.2) -> float | None:
+    """How many cores other work keeps busy right now, from ``/proc/stat`` over ``window`` seconds.
+
+    Measured while this process is idle, so it counts only the others. ``None``
+    where ``/proc/stat`` does not exist (macOS, Windows).
+    """
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:9]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
 def default_threads(local_world_size: int = 1) -> int:
     """CPU threads for PyTorch: this process's share of the cores that are idle.
 
@@ -100,15 +124,18 @@ def default_threads(local_world_size: int = 1) -> int:
     busy, its threads wait on each other at every operation and small models
     can run 10-60x slower. So the default takes the cores this process may
     use, divides them among the processes of a distributed run on this
-    machine, and leaves out cores that the 1-minute load average shows busy
-    (the load is a lagging estimate; ``--threads`` overrides it).
+    machine, and leaves out the cores other work keeps busy: measured now
+    from ``/proc/stat`` where it exists, else from the 1-minute load average
+    (which lags). ``--threads`` overrides it.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = max(1, cores // max(1, local_world_size))
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return share
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return share
     idle = max(1, int(cores - busy + 0.5))
     return max(1, min(share, idle // max(1, local_world_size) or 1))
 
