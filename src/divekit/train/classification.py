@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.data.images import ImageClassificationData
+from divekit.data.images import ImageClassificationData, ImageSplit
 from divekit.data.loader import TensorBatches
 from divekit.errors import ConfigError
 from divekit.models.registry import ModelEntry
@@ -23,9 +23,15 @@ class ImageTaskConfig:
     Attributes:
         resize: side length of the square images fed to the model; default
             the model's own input size, or the data's if the model has none.
+        train_subset: train on this many training images only, a random
+            subset fixed by ``subset_seed`` (to study small data, e.g. fine-tuning).
+        subset_seed: chooses the subset; independent of ``train.seed`` so
+            runs with different seeds see the same images.
     """
 
     resize: int | None = None
+    train_subset: int | None = None
+    subset_seed: int = 0
 
 
 def to_model_input(
@@ -50,6 +56,16 @@ def to_model_input(
     return X
 
 
+def _subset(split: ImageSplit, size: int | None, *, seed: int) -> ImageSplit:
+    """``size`` examples of ``split`` drawn at random (kept in their original order), or all of it."""
+    if size is None:
+        return split
+    if not 1 <= size <= len(split):
+        raise ConfigError(f"train_subset must be between 1 and the {len(split):,} training images, got {size}")
+    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    return ImageSplit(split.images[keep], split.labels[keep])
+
+
 class ImageClassificationTask(Task):
     """Train a classifier on in-memory images; report loss and accuracy."""
 
@@ -69,6 +85,7 @@ class ImageClassificationTask(Task):
         self.size = config.resize or model_size or native
         if self.size < 1:
             raise ConfigError(f"resize must be a positive side length, got {self.size}")
+        self.train_split = _subset(data.train, config.train_subset, seed=config.subset_seed)
 
     def model_options(self) -> dict[str, Any]:
         return {"num_classes": self.data.num_classes, "in_channels": self.data.in_channels, "image_size": self.size}
@@ -78,7 +95,7 @@ class ImageClassificationTask(Task):
         return to_model_input(images, size=self.size, device=rt.device, channels_last=rt.channels_last)
 
     def train_batches(self, *, seed: int) -> TensorBatches:
-        split, rt = self.data.train, self.runtime
+        split, rt = self.train_split, self.runtime
         return TensorBatches((split.images, split.labels), batch_size=self.batch_size, shuffle=True,
                              seed=seed, rank=rt.rank, world_size=rt.world_size)  # fmt: skip
 
