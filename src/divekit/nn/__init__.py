@@ -15,9 +15,12 @@ from divekit.nn.init import apply_init, init_constant, init_normal, init_xavier
 from divekit.nn.norm import BatchNorm, batch_norm
 from divekit.nn.params import ParamRow, format_parameter_table, parameter_table
 from divekit.nn.pooling import Pool2D, pool2d
+from divekit.nn.summary import LayerRow, ModelSummary, summary
 
 __all__ = [
     "MLP",
+    "LayerRow",
+    "ModelSummary",
     "BatchNorm",
     "Conv2D",
     "MyLinear",
@@ -39,4 +42,5 @@ __all__ = [
     "learn_kernel",
     "parameter_table",
     "pool2d",
+    "summary",
 ]
