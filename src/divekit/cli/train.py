@@ -51,6 +51,9 @@ TRAIN_FLAGS = (
     Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
     # task
     Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
+    Flag("--augment", "task.augment", lambda text: [t for t in text.split(",") if t],
+         "training augmentations, comma-separated: flip, crop, color"),
+    Flag("--train-subset", "task.train_subset", int, "train on a fixed random subset of this many images"),
 )  # fmt: skip
 
 SWITCHES = (
