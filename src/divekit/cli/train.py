@@ -32,6 +32,8 @@ TRAIN_FLAGS = (
     Flag("--eval-batch-size", "data.eval_batch_size", int, "batch size for evaluation"),
     # model
     Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
+    Flag("--weights", "model.weights", str, "fine-tune from a run folder or a state_dict file (new Xavier head)"),
+    Flag("--head-lr-mult", "model.head_lr_mult", float, "with --weights: the new head's learning-rate multiplier"),
     # optimisation
     Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
     Flag("--lr", "optim.lr", float, "learning rate"),
@@ -60,6 +62,7 @@ SWITCHES = (
     ("--download", "data.download", "download missing data files (opt-in)"),
     ("--deterministic", "train.deterministic", "use only deterministic algorithms"),
     ("--compile", "train.compile", "compile the model with torch.compile"),
+    ("--freeze-backbone", "model.freeze_backbone", "with --weights: train only the new output layer"),
 )
 
 
