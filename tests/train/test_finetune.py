@@ -115,3 +115,11 @@ def test_wrong_weights_are_one_clear_error(tmp_path, torchvision_file):
         finetune.read_pretrained(tmp_path / "pickled.pt")
     with pytest.raises(ConfigError, match="add --weights"):
         resolve_config("lenet-bn", overrides={"model.freeze_backbone": True})
+
+
+def test_from_pretrained_python_api(torchvision_file):
+    path, reference = torchvision_file
+    model = finetune.from_pretrained("resnet18-imagenet", path, num_classes=2, freeze=True)
+    assert torch.equal(model.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 2)

@@ -169,3 +169,23 @@ def prepare_finetuning(model: nn.Module, *, weights: str, expected_name: str, nu
     if freeze:
         freeze_backbone(model)
     return model
+
+
+def from_pretrained(name: str, weights: str | Path, *, num_classes: int, freeze: bool = False,
+                    **options: Any) -> nn.Module:  # fmt: skip
+    """Registered model ``name`` with ``num_classes`` outputs, filled from ``weights`` (new Xavier head).
+
+    Example: ``from_pretrained("resnet18-imagenet", "resnet18.pth", num_classes=2)`` with a
+    file saved by ``torch.save(torchvision.models.resnet18(weights=...).state_dict(), "resnet18.pth")``.
+
+    Args:
+        name: a registered model name.
+        weights: a divekit run folder or a state_dict file.
+        num_classes: outputs of the new head.
+        freeze: train only the head.
+        options: other builder options (``in_channels``...).
+    """
+    from divekit.models import create_model
+
+    model = create_model(name, num_classes=num_classes, **options)
+    return prepare_finetuning(model, weights=str(weights), expected_name=name, num_classes=num_classes, freeze=freeze)
