@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from divekit.models import create_model
+from divekit.models import create_model, get_model_entry
 from divekit.models.vgg import VGG_ARCHS, narrow, vgg_block
 from divekit.nn.norm import BatchNorm
 
@@ -62,3 +62,16 @@ def test_nin_has_no_linear_layer_and_ends_in_global_average_pooling():
     net = create_model("nin", image_size=96)
     assert not any(isinstance(m, nn.Linear) for m in net.modules())
     assert isinstance(net[-2], nn.AdaptiveAvgPool2d)
+
+
+def test_recipes_are_the_books_fashion_mnist_settings():
+    from divekit.train.run import resolve_config
+
+    book = {"lenet-bn": (1.0, 256, 28), "alexnet": (0.01, 128, 224), "vgg11-narrow": (0.05, 128, 224),
+            "nin": (0.1, 128, 224), "resnet18": (0.05, 256, 96), "googlenet": (0.1, 128, 96),
+            "densenet": (0.1, 256, 96)}  # fmt: skip
+    for name, (lr, batch, size) in book.items():
+        config = resolve_config(name, data="fashion-mnist")
+        assert (config.optim.lr, config.data.batch_size, config.train.epochs) == (lr, batch, 10), name
+        assert config.model.init == "xavier" and config.optim.optimizer == "sgd"
+        assert get_model_entry(name).input_size[-1] == size
