@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--data-dir")
     s.add_argument("--download", action="store_true")
     s.add_argument("--mirror")
+    s.add_argument("--augment", help="show ONE image and augmented versions of it, e.g. flip,crop,color")
+    s.add_argument("--index", type=int, default=0, help="with --augment: which image of the split")
+    s.add_argument("--resize", type=int, help="with --augment: output side (default: the image's own)")
+    s.add_argument("--seed", type=int, default=0, help="with --augment: seed of the random augmentations")
     s.set_defaults(handler=run_data_show)
     g = sub.add_parser("download", help="fetch a data set's files (checksums verified) into its folder")
     g.add_argument("name")
@@ -110,10 +114,16 @@ def run_data_show(args: argparse.Namespace) -> int:
     if getattr(data, "kind", None) != "image-classification":
         raise ConfigError(f"{args.name} is not an image data set; `data show` draws images")
     split = getattr(data, args.split)
-    n = min(args.count, len(split))
-    labels = [data.class_names[int(c)] for c in split.labels[:n]]
-    out = Path(args.out or f"{args.name}-samples.png")
-    image_grid(split.images[:n].numpy(), labels, out)
+    if args.augment is not None:
+        images, titles = augmented_versions(split, args)
+        label = data.class_names[int(split.labels[args.index])]
+        titles[0] = f"{label} (original)"
+        out = Path(args.out or f"{args.name}-augmented.png")
+    else:
+        n = min(args.count, len(split))
+        images, titles = split.images[:n], [data.class_names[int(c)] for c in split.labels[:n]]
+        out = Path(args.out or f"{args.name}-samples.png")
+    image_grid(images.numpy(), titles, out)
     print(out)
     return 0
 
@@ -143,3 +153,23 @@ def parse_size(text: str) -> tuple[int, ...]:
     if not size or any(s < 1 for s in size):
         raise ConfigError(f"--input-size must be positive integers separated by commas, e.g. 3,224,224; got {text!r}")
     return size
+
+
+def augmented_versions(split, args: argparse.Namespace):
+    """Image ``args.index`` resized, then ``args.count - 1`` augmented versions of it, as uint8."""
+    import torch
+    from torch.nn import functional as F
+
+    from divekit.data.augment import BatchAugment
+
+    if not 0 <= args.index < len(split):
+        raise ConfigError(f"--index must be between 0 and {len(split) - 1}, got {args.index}")
+    image = split.images[args.index : args.index + 1].float() / 255  # (1, C, H, W)
+    size = args.resize or image.shape[-1]
+    augment = BatchAugment(args.augment.split(","), size=size)
+    copies = image.expand(max(args.count - 1, 1), -1, -1, -1)
+    augmented = augment(copies, generator=torch.Generator().manual_seed(args.seed))
+    original = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=size < image.shape[-1])  # fmt: skip
+    both = torch.cat([original, augmented]).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return both, ["original"] + [f"augmented {i}" for i in range(1, len(both))]

@@ -34,6 +34,8 @@ TRAIN_FLAGS = (
     Flag("--eval-batch-size", "data.eval_batch_size", int, "batch size for evaluation"),
     # model
     Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
+    Flag("--weights", "model.weights", str, "fine-tune from a run folder or a state_dict file (new Xavier head)"),
+    Flag("--head-lr-mult", "model.head_lr_mult", float, "with --weights: the new head's learning-rate multiplier"),
     # optimisation
     Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
     Flag("--lr", "optim.lr", float, "learning rate"),
@@ -53,12 +55,16 @@ TRAIN_FLAGS = (
     Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
     # task
     Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
+    Flag("--augment", "task.augment", lambda text: [t for t in text.split(",") if t],
+         "training augmentations, comma-separated: flip, crop, color"),
+    Flag("--train-subset", "task.train_subset", int, "train on a fixed random subset of this many images"),
 )  # fmt: skip
 
 SWITCHES = (
     ("--download", "data.download", "download missing data files (opt-in)"),
     ("--deterministic", "train.deterministic", "use only deterministic algorithms"),
     ("--compile", "train.compile", "compile the model with torch.compile"),
+    ("--freeze-backbone", "model.freeze_backbone", "with --weights: train only the new output layer"),
 )
 
 

@@ -54,7 +54,9 @@ def _parse_header(head: bytes, source: str) -> tuple[np.dtype, tuple[int, ...], 
 
 def _check_size(source: str, dtype: np.dtype, shape: tuple[int, ...], max_bytes: int) -> int:
     payload = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if payload > max_bytes:
+    # Bound the shape itself too: (0, 10^9, 10^9) holds nothing but is no shape numpy can make.
+    nominal = int(np.prod([max(d, 1) for d in shape], dtype=object)) * dtype.itemsize
+    if max(payload, nominal) > max_bytes:
         raise DataError(
             f"{source}: IDX header claims shape {shape} ({payload:,} bytes), "
             f"more than the {max_bytes:,}-byte limit; the file is corrupt"

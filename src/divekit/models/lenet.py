@@ -1,10 +1,14 @@
-"""LeNet-5 (notes §2.3), as the book trains it on 28x28 images."""
+"""LeNet-5 (notes §2.3) and LeNet with batch normalisation (§2.6), as the book trains them on 28x28 images."""
 
 from __future__ import annotations
+
+import functools
 
 from torch import nn
 
 from divekit.models.registry import register_model
+from divekit.models.common import book_recipe
+from divekit.nn.norm import BatchNorm
 
 
 @register_model(
@@ -34,3 +38,56 @@ def lenet(*, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
         nn.Linear(120, 84), nn.Sigmoid(),
         nn.Linear(84, num_classes),
     )  # fmt: skip
+
+
+# LeNet-BN's two variants differ only in the normalisation layer: the
+# from-scratch BatchNorm of divekit.nn or PyTorch's own. Both name their
+# parameters and buffers alike, so their state_dicts are interchangeable.
+LENET_BN_VARIANTS = {"lenet-bn": "scratch", "lenet-bn-torch": "torch"}
+
+
+def _batch_norm(kind: str, num_features: int, num_dims: int) -> nn.Module:
+    if kind == "scratch":
+        return BatchNorm(num_features, num_dims)
+    if kind == "torch":
+        return (nn.BatchNorm2d if num_dims == 4 else nn.BatchNorm1d)(num_features)
+    raise ValueError(f"unknown batch-norm kind {kind!r}; use 'scratch' or 'torch'")
+
+
+def lenet_bn(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, norm: str = "scratch") -> nn.Module:
+    """LeNet with batch normalisation after every convolution and hidden linear layer (notes §2.6.2).
+
+    As the book builds it: no padding, so a 28x28 input gives
+    conv 6@24x24 -> pool 6@12x12 -> conv 16@8x8 -> pool 16@4x4 -> 256 -> 120 -> 84 -> classes,
+    each conv/linear layer followed by batch norm, then sigmoid.
+
+    Args:
+        in_channels: image channels.
+        num_classes: outputs.
+        image_size: side of the square input (sizes the first linear layer).
+        norm: ``"scratch"`` (:class:`divekit.nn.BatchNorm`) or ``"torch"`` (``nn.BatchNorm1d/2d``).
+    """
+    side = ((image_size - 4) // 2 - 4) // 2
+    if side < 1:
+        raise ValueError(f"LeNet-BN needs images of at least 12x12, got {image_size}x{image_size}")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 6, kernel_size=5), _batch_norm(norm, 6, 4), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), _batch_norm(norm, 16, 4), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * side * side, 120), _batch_norm(norm, 120, 2), nn.Sigmoid(),
+        nn.Linear(120, 84), _batch_norm(norm, 84, 2), nn.Sigmoid(),
+        nn.Linear(84, num_classes),
+    )  # fmt: skip
+
+
+for _name, _norm in LENET_BN_VARIANTS.items():
+    register_model(
+        _name,
+        family="classifier",
+        input_size=(1, 28, 28),
+        # The book's BN settings (d2l §8.5): lr 1.0, batch 256, 10 epochs, Xavier init.
+        recipe=book_recipe(lr=1.0, batch_size=256),
+        description=f"LeNet with batch norm ({'from-scratch BatchNorm' if _norm == 'scratch' else 'nn.BatchNorm1d/2d'})",
+    )(functools.partial(lenet_bn, norm=_norm))

@@ -101,8 +101,12 @@ def list_models(family: str | None = None) -> list[str]:
 def create_model(name: str, **options: Any) -> nn.Module:
     """Build the model called ``name`` with keyword ``options``.
 
+    Builders raise ``ValueError`` for option values they cannot build
+    (e.g. an image too small for the network); that becomes a ConfigError.
+
     Raises:
-        ConfigError: unknown name, or an option the builder does not take.
+        ConfigError: unknown name, an option the builder does not take, or a
+            value it refuses.
     """
     entry = get_model_entry(name)
     accepted = entry.options()
@@ -112,7 +116,10 @@ def create_model(name: str, **options: Any) -> nn.Module:
             f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(accepted) or 'none'}"
         )
-    return entry.builder(**options)
+    try:
+        return entry.builder(**options)
+    except ValueError as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
 
 
 def supported_options(name: str, candidates: dict[str, Any]) -> dict[str, Any]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.data.images import ImageClassificationData
+from divekit.data.augment import BatchAugment, SeededBatches, parse_augment
+from divekit.data.images import ImageClassificationData, ImageSplit
 from divekit.data.loader import TensorBatches
 from divekit.errors import ConfigError
 from divekit.models.registry import ModelEntry
@@ -23,9 +24,23 @@ class ImageTaskConfig:
     Attributes:
         resize: side length of the square images fed to the model; default
             the model's own input size, or the data's if the model has none.
+        train_subset: train on this many training images only, a random
+            subset fixed by ``subset_seed`` (to study small data, e.g. fine-tuning).
+        subset_seed: chooses the subset; independent of ``train.seed`` so
+            runs with different seeds see the same images.
+        augment: training-time augmentations, from ``flip``, ``crop`` and
+            ``color`` (a list, or one comma-separated string); see
+            :class:`divekit.data.augment.BatchAugment`.
+        crop_scale: area range of the random resized crops (fraction of the image).
+        color_jitter: brightness, contrast, saturation and hue ranges of ``color``.
     """
 
     resize: int | None = None
+    train_subset: int | None = None
+    subset_seed: int = 0
+    augment: list[str] | str = field(default_factory=list)
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])
 
 
 def to_model_input(
@@ -50,6 +65,16 @@ def to_model_input(
     return X
 
 
+def _subset(split: ImageSplit, size: int | None, *, seed: int) -> ImageSplit:
+    """``size`` examples of ``split`` drawn at random (kept in their original order), or all of it."""
+    if size is None:
+        return split
+    if not 1 <= size <= len(split):
+        raise ConfigError(f"train_subset must be between 1 and the {len(split):,} training images, got {size}")
+    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    return ImageSplit(split.images[keep], split.labels[keep])
+
+
 class ImageClassificationTask(Task):
     """Train a classifier on in-memory images; report loss and accuracy."""
 
@@ -69,23 +94,33 @@ class ImageClassificationTask(Task):
         self.size = config.resize or model_size or native
         if self.size < 1:
             raise ConfigError(f"resize must be a positive side length, got {self.size}")
+        self.train_split = _subset(data.train, config.train_subset, seed=config.subset_seed)
+        names = parse_augment(config.augment)
+        self.augment = BatchAugment(names, size=self.size, crop_scale=config.crop_scale,
+                                    jitter=config.color_jitter) if names else None  # fmt: skip
 
     def model_options(self) -> dict[str, Any]:
         return {"num_classes": self.data.num_classes, "in_channels": self.data.in_channels, "image_size": self.size}
 
-    def _input(self, images: torch.Tensor) -> torch.Tensor:
+    def _input(self, images: torch.Tensor, augment_seed: int | None = None) -> torch.Tensor:
         rt = self.runtime
-        return to_model_input(images, size=self.size, device=rt.device, channels_last=rt.channels_last)
+        if self.augment is None or augment_seed is None:
+            return to_model_input(images, size=self.size, device=rt.device, channels_last=rt.channels_last)
+        X = to_model_input(images, size=None, device=rt.device)  # float in [0, 1], native size
+        X = self.augment(X, generator=torch.Generator().manual_seed(augment_seed))  # (N, C, size, size)
+        return X.contiguous(memory_format=torch.channels_last) if rt.channels_last else X
 
-    def train_batches(self, *, seed: int) -> TensorBatches:
-        split, rt = self.data.train, self.runtime
-        return TensorBatches((split.images, split.labels), batch_size=self.batch_size, shuffle=True,
-                             seed=seed, rank=rt.rank, world_size=rt.world_size)  # fmt: skip
+    def train_batches(self, *, seed: int) -> TensorBatches | SeededBatches:
+        split, rt = self.train_split, self.runtime
+        batches = TensorBatches((split.images, split.labels), batch_size=self.batch_size, shuffle=True,
+                                seed=seed, rank=rt.rank, world_size=rt.world_size)  # fmt: skip
+        # With augmentation each batch carries its seed, so its random crops are replayable.
+        return SeededBatches(batches, seed=seed, rank=rt.rank) if self.augment else batches
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
-        images, labels = batch
+        images, labels, *augment_seed = batch
         y = labels.to(self.runtime.device, non_blocking=True)
-        logits = model(self._input(images))
+        logits = model(self._input(images, *augment_seed))
         loss = F.cross_entropy(logits, y)
         with torch.no_grad():
             correct = (logits.argmax(dim=1) == y).sum()
@@ -111,7 +146,7 @@ class ImageClassificationTask(Task):
 
     def info(self) -> dict[str, Any]:
         return {**self.data.info(), "input_size": [self.data.in_channels, self.size, self.size],
-                "model_options": self.model_options()}  # fmt: skip
+                "model_options": self.model_options(), "augment": self.augment.names if self.augment else []}  # fmt: skip
 
 
 @register_task("image-classification", ImageTaskConfig)

@@ -29,11 +29,20 @@ class ModelConfig:
         name: a registered model name (``divekit models``).
         options: keyword options for the model's builder.
         init: ``default`` (PyTorch's), ``xavier``, ``normal`` or ``constant``.
+        weights: fine-tune from these weights: a divekit run folder or a
+            ``state_dict`` file; the output layer is replaced for the data's
+            classes and Xavier-initialised (notes §5).
+        head_lr_mult: with ``weights``: the output layer's learning rate is
+            ``optim.lr`` times this (10 in the notes' method).
+        freeze_backbone: with ``weights``: train only the output layer.
     """
 
     name: str = "lenet"
     options: dict[str, Any] = field(default_factory=dict)
     init: str = "default"
+    weights: str | None = None
+    head_lr_mult: float = 1.0
+    freeze_backbone: bool = False
 
 
 @dataclass
@@ -162,6 +171,10 @@ class RunConfig:
         _require(self.train.threads is None or self.train.threads >= 1, f"threads must be >= 1, got {self.train.threads}")
         _require(self.train.patience is None or self.train.patience >= 1,
                  f"patience must be at least 1 epoch, got {self.train.patience}")  # fmt: skip
+        _require(self.model.head_lr_mult > 0 and math.isfinite(self.model.head_lr_mult),
+                 f"head_lr_mult must be > 0, got {self.model.head_lr_mult}")  # fmt: skip
+        _require(self.model.weights is not None or not self.model.freeze_backbone and self.model.head_lr_mult == 1,
+                 "--freeze-backbone and --head-lr-mult fine-tune pretrained weights: add --weights RUN_DIR_OR_FILE")  # fmt: skip
         _require(self.train.checkpoint_every >= 0, "checkpoint_every must be >= 0 steps")
         _require(self.train.skip_nonfinite >= 0, "skip_nonfinite must be >= 0")
         return self

@@ -30,6 +30,7 @@ from divekit.io import atomic_write_json, atomic_write_text
 from divekit.models.registry import create_model, get_model_entry, supported_options
 from divekit.nn.init import apply_init
 from divekit.train import checkpoint as ckpt
+from divekit.train import finetune
 from divekit.train.config import RunConfig, set_dotted
 from divekit.train.distributed import DistContext, barrier, env_context, init_distributed
 from divekit.train.lock import RunLock
@@ -125,11 +126,28 @@ def build_task(config: RunConfig, data: Any | None = None) -> Task:
     return task
 
 
-def build_model(config: RunConfig, task_options: dict[str, Any]) -> nn.Module:
-    """Create the configured model for the data's facts, then initialise it."""
+def build_model(config: RunConfig, task_options: dict[str, Any], *, pretrained: bool = True) -> nn.Module:
+    """Create the configured model for the data's facts, then initialise it.
+
+    With ``model.weights`` the pretrained weights are loaded and the output
+    layer re-initialised for fine-tuning; ``pretrained=False`` builds the same
+    architecture without reading them (a checkpoint will fill it).
+    """
     options = {**supported_options(config.model.name, task_options), **config.model.options}
-    model = create_model(config.model.name, **options)
-    return apply_init(model, config.model.init)
+    model = apply_init(create_model(config.model.name, **options), config.model.init)
+    mc = config.model
+    if mc.weights is not None:
+        num_classes = options.get("num_classes", task_options.get("num_classes"))
+        finetune.prepare_finetuning(model, weights=mc.weights, expected_name=mc.name, num_classes=num_classes,
+                                    freeze=mc.freeze_backbone, load=pretrained)  # fmt: skip
+    return model
+
+
+def optimizer_groups(config: RunConfig, model: nn.Module) -> list[dict[str, Any]] | None:
+    """Fine-tuning's parameter groups (head at ``lr * head_lr_mult``), or ``None`` for one group."""
+    if config.model.weights is None:
+        return None
+    return finetune.param_groups(model, lr=config.optim.lr, head_lr_mult=config.model.head_lr_mult)
 
 
 def default_out_dir(config: RunConfig) -> Path:
@@ -167,16 +185,18 @@ def train(
     # Data and model come first: a bad name or a missing file is reported before any folder is made.
     seed_everything(config.train.seed)
     task = build_task(config)
-    model = build_model(config, task.model_options())
+    last = folder / "checkpoints" / "last.pt" if folder is not None else None
+    resume_from = last if resume and last.exists() else None
+    model = build_model(config, task.model_options(), pretrained=resume_from is None)
     lock = RunLock(folder) if folder is not None and dist.is_main else None
     if lock:
         lock.acquire()
     try:
         if folder is not None and dist.is_main:
             _write_run_files(folder, config, task)
-        trainer = Trainer(model, task, config, out_dir=folder, dist=dist, log=log)
-        last = folder / "checkpoints" / "last.pt" if folder is not None else None
-        fit: FitResult = trainer.fit(resume_from=last if resume and last.exists() else None)
+        trainer = Trainer(model, task, config, out_dir=folder, dist=dist, log=log,
+                          param_groups=optimizer_groups(config, model))  # fmt: skip
+        fit: FitResult = trainer.fit(resume_from=resume_from)
     finally:
         if lock:
             lock.release()
@@ -284,7 +304,7 @@ def load_run(folder: str | Path, *, which: str = "best", device: str = "cpu") ->
     if not path.exists():
         raise CheckpointError(f"{folder} has no checkpoint yet (checkpoints/{which}.pt); train it first")
     state = ckpt.load_checkpoint(path)
-    model = build_model(config, info.get("model_options", {}))
+    model = build_model(config, info.get("model_options", {}), pretrained=False)
     ckpt.load_model_state(model, state["model"], source=str(path))
     model.to(resolve_device(device)).eval()
     return LoadedRun(folder, config, info, model, str(path))

@@ -302,7 +302,8 @@ class Trainer:
             every = self.config.train.checkpoint_every
             if every and p.global_step % every == 0:
                 self.save_checkpoint()
-            if stop:
+            # Alone, stop at once; with peers, at the step where every process learnt of it (agreed in _step).
+            if stop or (not self.dist.enabled and self._stop_signal is not None):
                 self._interrupt(bar)
         if bar is not None:
             bar.close()
