@@ -32,6 +32,8 @@ TRAIN_FLAGS = (
     Flag("--eval-batch-size", "data.eval_batch_size", int, "batch size for evaluation"),
     # model
     Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
+    Flag("--num-hiddens", "model.options.num_hiddens", int, "hidden units (MLPs, recurrent models)"),
+    Flag("--num-layers", "model.options.num_layers", int, "stacked recurrent layers (language models)"),
     # optimisation
     Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
     Flag("--lr", "optim.lr", float, "learning rate"),
@@ -51,12 +53,19 @@ TRAIN_FLAGS = (
     Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
     # task
     Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
+    Flag("--num-steps", "task.num_steps", int, "time steps per subsequence (language models)"),
+    Flag("--token", "task.token", str, "token type (language models)", ("char", "word")),
+    Flag("--sampling", "task.sampling", str, "minibatch sampling (language models)", ("sequential", "random")),
+    Flag("--max-tokens", "task.max_tokens", int, "train on the first N tokens of the text (language models)"),
+    Flag("--valid-fraction", "task.valid_fraction", float, "hold out this last fraction of the text for test perplexity"),
 )  # fmt: skip
 
 SWITCHES = (
     ("--download", "data.download", "download missing data files (opt-in)"),
     ("--deterministic", "train.deterministic", "use only deterministic algorithms"),
     ("--compile", "train.compile", "compile the model with torch.compile"),
+    ("--bidirectional", "model.options.bidirectional", "bidirectional recurrent layers (cannot generate; notes §6.8)"),
+    ("--scratch", "model.options.scratch", "divekit's from-scratch recurrent layers instead of torch.nn's"),
 )
 
 
@@ -171,6 +180,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from divekit.train.run import evaluate_run
 
     metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir)
+    if not metrics:
+        raise ConfigError(f"{args.run_dir} holds out no test data to score (a language model trained with "
+                          "task.valid_fraction 0); train with --valid-fraction 0.1 to get test perplexity")  # fmt: skip
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -162,10 +162,11 @@ class _Recurrent(nn.Module):
         b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
         XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh)  # (T, N, G*H), all steps at once
-        steps = range(X.shape[0] - 1, -1, -1) if reverse else range(X.shape[0])
+        # unbind, not XW[t]: the backward of T separate indexings would write T full-size zero tensors
+        steps = XW.unbind(0)
         outputs = []
-        for t in steps:
-            state = self._step(XW[t], state, W_hh, b_hh)
+        for xw in reversed(steps) if reverse else steps:
+            state = self._step(xw, state, W_hh, b_hh)
             outputs.append(state[0])
         if reverse:
             outputs.reverse()
