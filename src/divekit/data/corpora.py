@@ -116,6 +116,26 @@ def pydoc_lines() -> list[str]:
     return [line for key in sorted(topics) for line in topics[key].splitlines()]
 
 
+def build_corpus(lines: Iterable[str], *, token: str = "char", min_freq: int = 0,
+                 max_tokens: int | None = None) -> tuple[list[int], Vocab]:  # fmt: skip
+    """Token ids of the whole text read as one stream, and its vocabulary (the book's ``load_corpus``).
+
+    The vocabulary counts every token of the text; ``max_tokens`` then keeps
+    only the first ids (the book trains on the first 10,000).
+
+    Args:
+        lines: the (normalised) lines of the text.
+        token: ``"char"`` or ``"word"``.
+        min_freq: rarer tokens become ``<unk>``.
+        max_tokens: keep only this many leading tokens (``None``: all).
+    """
+    tokens = tokenize(lines, token)
+    vocab = Vocab(tokens, min_freq=min_freq)
+    lookup = vocab.token_to_idx
+    ids = [lookup.get(t, vocab.unk) for line in tokens for t in line]
+    return (ids if max_tokens is None else ids[:max_tokens]), vocab
+
+
 @register_dataset(
     "timemachine",
     kind="text",
@@ -144,22 +164,3 @@ def _text_file(*, data_dir=None, **_: object) -> TextCorpus:
         raise ConfigError("the text-file data set reads the file named by --data-dir FILE")
     return read_text_file(data_dir)
 
-
-def build_corpus(lines: Iterable[str], *, token: str = "char", min_freq: int = 0,
-                 max_tokens: int | None = None) -> tuple[list[int], Vocab]:  # fmt: skip
-    """Token ids of the whole text read as one stream, and its vocabulary (the book's ``load_corpus``).
-
-    The vocabulary counts every token of the text; ``max_tokens`` then keeps
-    only the first ids (the book trains on the first 10,000).
-
-    Args:
-        lines: the (normalised) lines of the text.
-        token: ``"char"`` or ``"word"``.
-        min_freq: rarer tokens become ``<unk>``.
-        max_tokens: keep only this many leading tokens (``None``: all).
-    """
-    tokens = tokenize(lines, token)
-    vocab = Vocab(tokens, min_freq=min_freq)
-    lookup = vocab.token_to_idx
-    ids = [lookup.get(t, vocab.unk) for line in tokens for t in line]
-    return (ids if max_tokens is None else ids[:max_tokens]), vocab
