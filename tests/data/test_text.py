@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from divekit.data.text import Vocab, tokenize
 from divekit.errors import DataError
@@ -58,3 +60,20 @@ def test_json_round_trip_keeps_order_counts_and_ngram_tokens(tmp_path):
 def test_corrupt_vocabulary_is_one_clear_error(text):
     with pytest.raises(DataError, match="vocabulary|not a saved"):
         Vocab.from_json(text)
+
+
+@given(st.lists(st.lists(st.sampled_from("abcdefg"), max_size=8), max_size=8), st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_vocab_properties(lines, min_freq):
+    vocab = Vocab(lines, min_freq=min_freq)
+    counts = [c for _, c in vocab.token_freqs]
+    assert counts == sorted(counts, reverse=True)
+    kept = [t for t, c in vocab.token_freqs if c >= min_freq]
+    assert vocab.idx_to_token == ["<unk>", *kept]  # every kept token, most frequent first
+    flat = [t for line in lines for t in line]
+    first_seen = {t: flat.index(t) for t, _ in vocab.token_freqs}
+    for (a, ca), (b, cb) in zip(vocab.token_freqs, vocab.token_freqs[1:]):
+        assert ca > cb or first_seen[a] < first_seen[b]  # ties in order of first appearance
+    ids = vocab[lines]
+    assert vocab.to_tokens(ids) == [[t if vocab[t] else "<unk>" for t in line] for line in lines]
+    assert Vocab.from_json(vocab.to_json()) == vocab
