@@ -79,3 +79,45 @@ def image_grid(
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     _save(fig, path)
+
+
+def plot_zipf(frequencies: dict[int, Sequence[int]], path: str | os.PathLike, *, title: str = "") -> None:
+    """Log-log plot of n-gram frequency against rank, one line per ``n`` (Zipf's law, notes §6.3)."""
+    from matplotlib.figure import Figure
+
+    names = {1: "unigram", 2: "bigram", 3: "trigram"}
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for n, counts in sorted(frequencies.items()):
+        ax.plot(np.arange(1, len(counts) + 1), counts, label=names.get(n, f"{n}-gram"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("frequency")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best")
+    _save(fig, path)
+
+
+def plot_forecast(result: Any, path: str | os.PathLike) -> None:
+    """Two panels from a :class:`~divekit.train.series.Forecast` (notes §6.1).
+
+    Top: the data with the one-step and the multistep predictions. Bottom:
+    the k-step-ahead predictions, where the errors accumulate with ``k``.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(*result.data, lw=0.8, color="0.6", label="data")
+    top.plot(*result.one_step, lw=1, label="1-step preds")
+    top.plot(*result.multistep, lw=1, label="multistep preds")
+    for k, curve in sorted(result.k_step.items()):
+        bottom.plot(*curve, lw=1, label=f"{k}-step preds")
+    for ax in (top, bottom):
+        ax.set_ylabel("x")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    bottom.set_xlabel("time")
+    _save(fig, path)

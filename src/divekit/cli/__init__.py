@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from divekit import __version__
 from divekit.errors import DivekitError
 
-COMMAND_MODULES = ("divekit.cli.train", "divekit.cli.info", "divekit.cli.summary")
+COMMAND_MODULES = ("divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,8 @@ TRAIN_FLAGS = (
     Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
     Flag("--weights", "model.weights", str, "fine-tune from a run folder or a state_dict file (new Xavier head)"),
     Flag("--head-lr-mult", "model.head_lr_mult", float, "with --weights: the new head's learning-rate multiplier"),
+    Flag("--num-hiddens", "model.options.num_hiddens", int, "hidden units (MLPs, recurrent models)"),
+    Flag("--num-layers", "model.options.num_layers", int, "stacked recurrent layers (language models)"),
     # optimisation
     Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
     Flag("--lr", "optim.lr", float, "learning rate"),
@@ -58,6 +60,11 @@ TRAIN_FLAGS = (
     Flag("--augment", "task.augment", lambda text: [t for t in text.split(",") if t],
          "training augmentations, comma-separated: flip, crop, color"),
     Flag("--train-subset", "task.train_subset", int, "train on a fixed random subset of this many images"),
+    Flag("--num-steps", "task.num_steps", int, "time steps per subsequence (language models)"),
+    Flag("--token", "task.token", str, "token type (language models)", ("char", "word")),
+    Flag("--sampling", "task.sampling", str, "minibatch sampling (language models)", ("sequential", "random")),
+    Flag("--max-tokens", "task.max_tokens", int, "train on the first N tokens of the text (language models)"),
+    Flag("--valid-fraction", "task.valid_fraction", float, "hold out this last fraction of the text for test perplexity"),
 )  # fmt: skip
 
 SWITCHES = (
@@ -65,6 +72,8 @@ SWITCHES = (
     ("--deterministic", "train.deterministic", "use only deterministic algorithms"),
     ("--compile", "train.compile", "compile the model with torch.compile"),
     ("--freeze-backbone", "model.freeze_backbone", "with --weights: train only the new output layer"),
+    ("--bidirectional", "model.options.bidirectional", "bidirectional recurrent layers (cannot generate; notes §6.8)"),
+    ("--scratch", "model.options.scratch", "divekit's from-scratch recurrent layers instead of torch.nn's"),
 )
 
 
@@ -213,6 +222,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from divekit.train.run import evaluate_run
 
     metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir)
+    if not metrics:
+        raise ConfigError(f"{args.run_dir} holds out no test data to score (a language model trained with "
+                          "task.valid_fraction 0); train with --valid-fraction 0.1 to get test perplexity")  # fmt: skip
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -61,6 +61,7 @@ class Vocab:
             if token not in self.token_to_idx:
                 self.token_to_idx[token] = len(self.idx_to_token)
                 self.idx_to_token.append(token)
+        self._tuple_tokens = _holds_tuples(self.idx_to_token)
 
     @property
     def unk(self) -> int:
@@ -81,8 +82,12 @@ class Vocab:
         return self.token_to_idx.get(tokens, self.unk)
 
     def _is_token(self, item: tuple | list) -> bool:
-        # n-gram vocabularies use tuples as tokens; a tuple that is itself a token maps directly
-        return isinstance(item, tuple) and item in self.token_to_idx
+        # n-gram vocabularies use tuples as tokens: there a flat tuple is one (maybe unknown) token
+        if not isinstance(item, tuple):
+            return False
+        if item in self.token_to_idx:
+            return True
+        return self._tuple_tokens and not any(isinstance(part, (list, tuple)) for part in item)
 
     def to_tokens(self, indices: Any) -> Any:
         """The token of one index, or lists of tokens for (nested) lists of indices."""
@@ -121,6 +126,7 @@ class Vocab:
         vocab.idx_to_token = [_hashable(t) for t in tokens]
         vocab.token_to_idx = {t: i for i, t in enumerate(vocab.idx_to_token)}
         vocab._token_freqs = [(_hashable(t), int(c)) for t, c in freqs]
+        vocab._tuple_tokens = _holds_tuples(vocab.idx_to_token)
         return vocab
 
     def save(self, path: str | os.PathLike) -> None:
@@ -141,3 +147,8 @@ class Vocab:
 def _hashable(token: Any) -> Any:
     """JSON turns tuple tokens (n-grams) into lists; turn them back."""
     return tuple(_hashable(t) for t in token) if isinstance(token, list) else token
+
+
+def _holds_tuples(tokens: list[Any]) -> bool:
+    """Whether a vocabulary's tokens are n-grams (tuples) rather than strings."""
+    return any(isinstance(t, tuple) for t in tokens)

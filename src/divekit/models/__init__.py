@@ -3,7 +3,9 @@
 Importing this package registers every model family.
 """
 
-from divekit.models import alexnet, densenet, googlenet, lenet, linear, nin, resnet, vgg  # noqa: F401  (imported to register)
+from divekit.models import (  # noqa: F401  (imported to register)
+    alexnet, autoregressive, densenet, googlenet, lenet, linear, nin, resnet, rnn, vgg,
+)
 from divekit.models.registry import (
     FAMILIES,
     ModelEntry,

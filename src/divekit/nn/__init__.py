@@ -15,18 +15,22 @@ from divekit.nn.init import apply_init, init_constant, init_normal, init_xavier
 from divekit.nn.norm import BatchNorm, batch_norm
 from divekit.nn.params import ParamRow, format_parameter_table, parameter_table
 from divekit.nn.pooling import Pool2D, pool2d
+from divekit.nn.recurrent import GRU, LSTM, RNN
 from divekit.nn.summary import LayerRow, ModelSummary, summary
 
 __all__ = [
-    "MLP",
-    "LayerRow",
-    "ModelSummary",
     "BatchNorm",
     "Conv2D",
+    "GRU",
+    "LSTM",
+    "LayerRow",
+    "MLP",
+    "ModelSummary",
     "MyLinear",
     "MySequential",
     "ParamRow",
     "Pool2D",
+    "RNN",
     "apply_init",
     "batch_norm",
     "conv2d",

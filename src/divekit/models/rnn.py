@@ -1,0 +1,121 @@
+"""Recurrent language models (notes §6.4.3 RNNModel, §6.5-§6.8): RNN, GRU and LSTM.
+
+Every model follows the ``language-model`` contract: token ids ``(N, T)``
+and an optional state in, logits ``(N, T, vocab_size)`` and the new state
+out. The recurrent layer is PyTorch's (``nn.RNN/GRU/LSTM``) or divekit's
+from-scratch twin (``scratch=True``); both have the same parameter names, so
+their checkpoints are interchangeable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from divekit.errors import ConfigError
+from divekit.models.registry import register_model
+from divekit.nn import recurrent
+
+# The book's character-level recipe (§6.4.3): batch 32, 35 steps, SGD lr 1, clipping at 1, 500 epochs.
+LM_RECIPE = {
+    "data.name": "pydoc",
+    "data.batch_size": 32,
+    "optim.optimizer": "sgd",
+    "optim.lr": 1.0,
+    "optim.clip_grad": 1.0,
+    "train.epochs": 500,
+}
+
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class RNNModel(nn.Module):
+    """A recurrent layer between an input encoding and a linear output layer (the notes' ``RNNModel``).
+
+    The input ids are one-hot encoded, as in the book, or embedded when
+    ``embed_size`` is given. The output layer reads ``num_directions *
+    hidden_size`` features, so a bidirectional layer doubles its width (§6.8).
+
+    Args:
+        rnn_layer: any time-major recurrent layer with ``input_size``,
+            ``hidden_size``, ``num_layers`` and ``bidirectional`` attributes
+            (``nn.RNN/GRU/LSTM`` or :mod:`divekit.nn.recurrent`'s twins).
+        vocab_size: the number of tokens.
+        embed_size: embed tokens in this many dimensions instead of one-hot.
+    """
+
+    def __init__(self, rnn_layer: nn.Module, vocab_size: int, *, embed_size: int | None = None) -> None:
+        super().__init__()
+        width = embed_size or vocab_size
+        if rnn_layer.input_size != width:
+            raise ValueError(f"the recurrent layer reads {rnn_layer.input_size} features but the input "
+                             f"encoding gives {width}")  # fmt: skip
+        if getattr(rnn_layer, "batch_first", False):
+            raise ValueError("RNNModel feeds the recurrent layer time-major input: build it with batch_first=False")
+        self.rnn = rnn_layer
+        self.vocab_size = vocab_size
+        self.num_hiddens = rnn_layer.hidden_size
+        self.num_directions = 2 if rnn_layer.bidirectional else 1
+        self.embedding = nn.Embedding(vocab_size, embed_size) if embed_size else None
+        self.linear = nn.Linear(self.num_directions * self.num_hiddens, vocab_size)
+
+    @property
+    def is_lstm(self) -> bool:
+        return isinstance(self.rnn, (nn.LSTM, recurrent.LSTM))
+
+    def encode(self, X: torch.Tensor) -> torch.Tensor:
+        """Token ids ``(N, T)`` -> time-major features ``(T, N, E)`` (one-hot: E = vocab size)."""
+        ids = X.T  # (T, N): recurrent layers are time-major by default
+        if self.embedding is not None:
+            return self.embedding(ids)
+        return F.one_hot(ids, self.vocab_size).to(self.linear.weight.dtype)
+
+    def forward(self, X: torch.Tensor, state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
+        Y, state = self.rnn(self.encode(X), state)  # Y: (T, N, D * H)
+        return self.linear(Y.transpose(0, 1)), state  # (N, T, vocab_size)
+
+    def begin_state(self, batch_size: int = 1, *, device: torch.device | str | None = None) -> RecurrentState:
+        """The zero state ``(num_layers * num_directions, N, H)``; for an LSTM the pair ``(h, c)``."""
+        shape = (self.num_directions * self.rnn.num_layers, batch_size, self.num_hiddens)
+        h = torch.zeros(shape, device=device, dtype=self.linear.weight.dtype)
+        return (h, torch.zeros_like(h)) if self.is_lstm else h
+
+
+# name -> (torch layer, scratch layer, description): the variants as data
+VARIANTS = {
+    "rnn": (nn.RNN, recurrent.RNN, "Character or word language model on a tanh RNN (§6.4)"),
+    "gru": (nn.GRU, recurrent.GRU, "Language model on a gated recurrent unit (§6.5)"),
+    "lstm": (nn.LSTM, recurrent.LSTM, "Language model on a long short-term memory (§6.6-6.8)"),
+}
+
+
+def _check_sizes(*, dropout: float, **sizes: int | None) -> None:
+    for name, value in sizes.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+
+
+def _register(kind: str):
+    """Register ``{kind}-lm``; every variant takes the same keyword options."""
+    torch_layer, scratch_layer, description = VARIANTS[kind]
+
+    def build(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
+              scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+        _check_sizes(vocab_size=vocab_size, num_hiddens=num_hiddens, num_layers=num_layers, embed_size=embed_size,
+                     dropout=dropout)  # fmt: skip
+        layer_cls = scratch_layer if scratch else torch_layer
+        layer = layer_cls(embed_size or vocab_size, num_hiddens, num_layers=num_layers,
+                          bidirectional=bidirectional, dropout=dropout)  # fmt: skip
+        return RNNModel(layer, vocab_size, embed_size=embed_size)
+
+    build.__name__ = build.__qualname__ = f"{kind}_lm"
+    build.__doc__ = f"{description}; ``scratch=True`` uses divekit's own layer."
+    return register_model(f"{kind}-lm", family="language-model", recipe=LM_RECIPE, description=description)(build)
+
+
+rnn_lm = _register("rnn")
+gru_lm = _register("gru")
+lstm_lm = _register("lstm")
