@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from divekit import __version__
 from divekit.errors import DivekitError
 
-COMMAND_MODULES = ("divekit.cli.train", "divekit.cli.info")
+COMMAND_MODULES = ("divekit.cli.train", "divekit.cli.info", "divekit.cli.translate")
 
 
 def build_parser() -> argparse.ArgumentParser:

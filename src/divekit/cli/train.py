@@ -51,6 +51,7 @@ TRAIN_FLAGS = (
     Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
     # task
     Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
+    Flag("--num-examples", "task.num_examples", int, "translation: train on the first N sentence pairs"),
 )  # fmt: skip
 
 SWITCHES = (

@@ -3,7 +3,7 @@
 Importing this package registers every model family.
 """
 
-from divekit.models import lenet, linear  # noqa: F401  (imported to register)
+from divekit.models import lenet, linear, seq2seq, transformer  # noqa: F401  (imported to register)
 from divekit.models.registry import (
     FAMILIES,
     ModelEntry,

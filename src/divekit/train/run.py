@@ -22,6 +22,7 @@ from torch import nn
 import divekit.data  # noqa: F401  (registers the data sets)
 import divekit.models  # noqa: F401  (registers the models)
 import divekit.train.classification  # noqa: F401  (registers the image task)
+import divekit.train.seq2seq  # noqa: F401  (registers the translation task)
 from divekit.config import from_dict
 from divekit.data.registry import get_dataset_entry, load_dataset
 from divekit.device import configure_threads, resolve_device
