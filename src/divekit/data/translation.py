@@ -60,7 +60,7 @@ def build_array(lines: Sequence[Sequence[str]], vocab: Vocab, num_steps: int) ->
     """
     eos, pad = vocab[EOS], vocab[PAD]
     rows = [truncate_pad([*vocab[list(line)], eos], num_steps, pad) for line in lines]
-    array = torch.tensor(rows, dtype=torch.long).reshape(len(rows), num_steps)
+    array = torch.tensor(rows, dtype=torch.long).reshape(len(rows), num_steps)  # (N, num_steps), even for N = 0
     valid_len = torch.tensor([min(len(line) + 1, num_steps) for line in lines], dtype=torch.long)
     return array, valid_len
 
@@ -143,7 +143,8 @@ class TranslationData:
 
     def _fixed_split(self, num_examples: int | None, num_test: int | None) -> tuple[list, list]:
         if num_examples is not None and num_examples > len(self.pairs):
-            raise ConfigError(f"{self.name} has {len(self.pairs):,} training pairs; num_examples={num_examples:,} is too many")
+            raise ConfigError(f"{self.name} has {len(self.pairs):,} training pairs; "
+                              f"num_examples={num_examples:,} is too many")  # fmt: skip
         return self.pairs[:num_examples], self.held_out[:num_test]
 
     def _contiguous_split(self, num_examples: int | None, num_test: int | None) -> tuple[list, list]:

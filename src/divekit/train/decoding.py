@@ -78,7 +78,7 @@ def greedy_decode(
                 fresh = model.decoder.init_state(enc_outputs, src_valid_lens, use_cache=False)
                 logits, _ = model.decoder(tokens, fresh)
             next_token = logits[:, -1].argmax(dim=-1)  # (N,)
-            tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)
+            tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)  # (N, 1 + step + 1)
             if on_step is not None:
                 on_step(step)
             finished |= next_token == eos
@@ -119,7 +119,8 @@ def beam_search(
             logits, state = model.decoder(inputs, state)
             log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)  # (beams, V)
             vocab = log_probs.shape[-1]
-            top_scores, top_index = (scores[:, None] + log_probs).reshape(-1).topk(min(beam_size, log_probs.numel()))
+            totals = (scores[:, None] + log_probs).reshape(-1)  # (beams * V,): every prefix with every next token
+            top_scores, top_index = totals.topk(min(beam_size, totals.numel()))
             survivors: list[tuple[float, int, list[int]]] = []
             for score, index in zip(top_scores.tolist(), top_index.tolist()):
                 beam, token = divmod(index, vocab)

@@ -45,10 +45,12 @@ def leave_one_out(x: torch.Tensor) -> torch.Tensor:
     """``(n, n - 1)``: row ``i`` holds every entry of ``x`` but the ``i``-th."""
     n = x.shape[0]
     others = ~torch.eye(n, dtype=torch.bool)
-    return x.repeat(n, 1)[others].reshape(n, n - 1)
+    return x.repeat(n, 1)[others].reshape(n, n - 1)  # (n, n) without the diagonal -> (n, n - 1)
 
 
-def fit_kernel_width(data: ToyData, *, epochs: int = 5, lr: float = 0.5, seed: int = 0) -> tuple[NWKernelRegression, list[float]]:
+def fit_kernel_width(
+    data: ToyData, *, epochs: int = 5, lr: float = 0.5, seed: int = 0
+) -> tuple[NWKernelRegression, list[float]]:
     """Fit ``w`` on the training points; return the model and the loss after each epoch."""
     torch.manual_seed(seed)
     net = NWKernelRegression()
@@ -75,7 +77,9 @@ class KernelRegressionResult:
     files: list[Path]
 
 
-def run_kernel_regression(out_dir: str | Path, *, seed: int = 0, epochs: int = 5, lr: float = 0.5) -> KernelRegressionResult:
+def run_kernel_regression(
+    out_dir: str | Path, *, seed: int = 0, epochs: int = 5, lr: float = 0.5
+) -> KernelRegressionResult:
     """Fit both poolings on the toy data; write the fits and attention heatmaps as PNGs into ``out_dir``."""
     from divekit.plot_attention import attention_heatmaps, regression_fit
 
@@ -85,9 +89,10 @@ def run_kernel_regression(out_dir: str | Path, *, seed: int = 0, epochs: int = 5
     net, losses = fit_kernel_width(data, epochs=epochs, lr=lr, seed=seed)
     with torch.no_grad():
         keys = data.x_train.repeat(len(data.x_test), 1)  # (Q, K): every test input sees all training points
-        learned = net(data.x_test, keys, data.y_train.repeat(len(data.x_test), 1))
+        learned = net(data.x_test, keys, data.y_train.repeat(len(data.x_test), 1))  # values (Q, K) alike
     files = []
-    for name, prediction, weights in (("nonparametric", plain, plain_weights), ("parametric", learned, net.attention_weights)):
+    variants = (("nonparametric", plain, plain_weights), ("parametric", learned, net.attention_weights))
+    for name, prediction, weights in variants:
         fit, heat = out / f"{name}-fit.png", out / f"{name}-weights.png"
         title = f"{name} attention pooling" + (f", w = {net.w.item():.2f}" if name == "parametric" else "")
         regression_fit(data.x_train.numpy(), data.y_train.numpy(), data.x_test.numpy(),
