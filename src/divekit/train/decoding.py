@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -87,6 +88,30 @@ def greedy_decode(
     return [_cut_at_eos(row, eos) for row in tokens[:, 1:].tolist()]
 
 
+@dataclass
+class _Hypothesis:
+    """A prefix (without ``<bos>``), its total log-probability, and the beam it grew from."""
+
+    tokens: list[int]
+    score: float
+    parent: int = 0
+
+    def normalised(self, length_penalty: float) -> float:
+        return self.score / max(len(self.tokens), 1) ** length_penalty
+
+
+def _best_extensions(alive: list[_Hypothesis], log_probs: torch.Tensor, beam_size: int) -> list[_Hypothesis]:
+    """The ``beam_size`` most probable one-token extensions of the ``alive`` prefixes."""
+    scores = torch.tensor([h.score for h in alive], device=log_probs.device)
+    totals = (scores[:, None] + log_probs).reshape(-1)  # (beams * V,): every prefix with every next token
+    top_scores, top_index = totals.topk(min(beam_size, totals.numel()))
+    extensions = []
+    for score, index in zip(top_scores.tolist(), top_index.tolist()):
+        beam, token = divmod(index, log_probs.shape[-1])
+        extensions.append(_Hypothesis([*alive[beam].tokens, token], score, beam))
+    return extensions
+
+
 def beam_search(
     model: nn.Module,
     src: torch.Tensor,
@@ -104,37 +129,24 @@ def beam_search(
     ``beam_size`` best extensions by total log-probability survive, and
     those ending in ``<eos>`` leave the beam as finished candidates. Search
     stops when ``beam_size`` candidates are finished, none is alive, or after
-    ``max_len`` steps; the winner maximises ``log P / L^length_penalty``.
+    ``max_len`` steps; the winner maximises ``log P / L^length_penalty``
+    (``L`` counting ``<eos>``).
     """
     if beam_size < 1 or max_len < 1:
         raise ValueError(f"beam size and max_len must be at least 1, got {beam_size} and {max_len}")
     with eval_mode(model):
-        enc_outputs = model.encoder(src, src_valid_len)
-        state = model.decoder.init_state(enc_outputs, src_valid_len, use_cache=True)
-        alive: list[list[int]] = [[]]
-        scores = torch.zeros(1, device=src.device)
+        state = model.decoder.init_state(model.encoder(src, src_valid_len), src_valid_len, use_cache=True)
+        alive, finished = [_Hypothesis([], 0.0)], []
         inputs = torch.full((1, 1), bos, dtype=torch.long, device=src.device)
-        finished: list[tuple[float, list[int]]] = []
         for _ in range(max_len):
             logits, state = model.decoder(inputs, state)
-            log_probs = F.log_softmax(logits[:, -1].float(), dim=-1)  # (beams, V)
-            vocab = log_probs.shape[-1]
-            totals = (scores[:, None] + log_probs).reshape(-1)  # (beams * V,): every prefix with every next token
-            top_scores, top_index = totals.topk(min(beam_size, totals.numel()))
-            survivors: list[tuple[float, int, list[int]]] = []
-            for score, index in zip(top_scores.tolist(), top_index.tolist()):
-                beam, token = divmod(index, vocab)
-                sequence = [*alive[beam], token]
-                if token == eos:
-                    finished.append((score / len(sequence) ** length_penalty, sequence[:-1]))
-                else:
-                    survivors.append((score, beam, sequence))
-            if len(finished) >= beam_size or not survivors:
+            extensions = _best_extensions(alive, F.log_softmax(logits[:, -1].float(), dim=-1), beam_size)
+            finished += [h for h in extensions if h.tokens[-1] == eos]
+            alive = [h for h in extensions if h.tokens[-1] != eos]
+            if len(finished) >= beam_size or not alive:
                 break
-            state = model.decoder.reorder_state(state, torch.tensor([b for _, b, _ in survivors], device=src.device))
-            alive = [seq for _, _, seq in survivors]
-            scores = torch.tensor([s for s, _, _ in survivors], device=src.device)
-            inputs = torch.tensor([[seq[-1]] for seq in alive], device=src.device)
-        else:
-            finished += [(s / max(len(seq), 1) ** length_penalty, seq) for s, seq in zip(scores.tolist(), alive)]
-    return max(finished, key=lambda item: item[0])[1]
+            state = model.decoder.reorder_state(state, torch.tensor([h.parent for h in alive], device=src.device))
+            inputs = torch.tensor([[h.tokens[-1]] for h in alive], device=src.device)
+        candidates = finished if len(finished) >= beam_size else finished + alive  # unfinished only at max_len
+        best = max(candidates, key=lambda h: h.normalised(length_penalty))
+    return best.tokens[:-1] if best.tokens and best.tokens[-1] == eos else best.tokens
