@@ -37,7 +37,7 @@ BOOK_SENTENCES = {"go .": "va !", "i lost .": "j'ai perdu .", "he's calm .": "il
 
 # Held-out fra-eng: one larger size for all three models, the same schedule for all.
 HELDOUT_COMMON = {
-    "task.num_examples": 20_000, "task.num_steps": 12, "data.batch_size": 128, "train.epochs": 30,
+    "task.num_examples": 20_000, "task.num_steps": 12, "data.batch_size": 128, "train.epochs": 15,
     "optim.lr": 0.002, "optim.schedule": "cosine", "optim.warmup_epochs": 1.0,
 }  # fmt: skip
 HELDOUT_MODELS = {
