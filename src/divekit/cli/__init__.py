@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from divekit import __version__
 from divekit.errors import DivekitError
 
-COMMAND_MODULES = ("divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence")
+COMMAND_MODULES = (
+    "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

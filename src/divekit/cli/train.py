@@ -65,6 +65,7 @@ TRAIN_FLAGS = (
     Flag("--sampling", "task.sampling", str, "minibatch sampling (language models)", ("sequential", "random")),
     Flag("--max-tokens", "task.max_tokens", int, "train on the first N tokens of the text (language models)"),
     Flag("--valid-fraction", "task.valid_fraction", float, "hold out this last fraction of the text for test perplexity"),
+    Flag("--num-examples", "task.num_examples", int, "translation: train on the first N sentence pairs"),
 )  # fmt: skip
 
 SWITCHES = (

@@ -3,7 +3,7 @@
 Importing this package registers every data set.
 """
 
-from divekit.data import builtin, cifar, corpora, series  # noqa: F401  (imported to register)
+from divekit.data import builtin, cifar, corpora, numbers_fr, series, translation  # noqa: F401  (registers)
 from divekit.data.images import ImageClassificationData, ImageSplit
 from divekit.data.loader import TensorBatches
 from divekit.data.registry import DatasetEntry, get_dataset_entry, list_datasets, load_dataset, register_dataset

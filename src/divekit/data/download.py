@@ -6,8 +6,9 @@ folder, ``$XDG_CACHE_HOME/divekit/<name>`` (``~/.cache/divekit/<name>``).
 
 Downloads only happen when asked for. They use HTTPS, except through an
 explicit local mirror (``DIVEKIT_MIRROR`` or ``mirror=``), retry with a
-timeout, show progress, and verify the SHA-256 before the file is moved
-into place: a mismatch deletes the temporary file and says so.
+timeout, show progress, and verify the checksum (SHA-256, or the SHA-1 a
+publisher gives) before the file is moved into place: a mismatch deletes the
+temporary file and says so.
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ DATA_ENV = "DIVEKIT_DATA"
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a data set: its official name, checksum and where to get it."""
+    """One file of a data set: its official name, checksum and where to get it.
+
+    ``sha1`` is checked instead of ``sha256`` when ``sha256`` is empty, for
+    publishers (like the book's data hub) that give only a SHA-1.
+    """
 
     name: str
     sha256: str
     urls: tuple[str, ...]
+    sha1: str = ""
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """``(algorithm, hex digest)`` that a download must match."""
+        return ("sha256", self.sha256) if self.sha256 else ("sha1", self.sha1)
 
 
 def cache_root() -> Path:
@@ -96,11 +107,11 @@ def _urls(remote: RemoteFile, mirror: str | None) -> list[str]:
     return list(remote.urls)
 
 
-def _fetch(url: str, target: Path, *, timeout: float, progress: bool) -> str:
-    """Stream ``url`` into ``target``; return the SHA-256 of what was written."""
+def _fetch(url: str, target: Path, *, timeout: float, progress: bool, algorithm: str = "sha256") -> str:
+    """Stream ``url`` into ``target``; return the digest (``algorithm``) of what was written."""
     from tqdm import tqdm
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     request = urllib.request.Request(url, headers={"User-Agent": "divekit"})
     with urllib.request.urlopen(request, timeout=timeout) as response, open(target, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
@@ -128,7 +139,8 @@ def download(
 
     Each URL is tried ``retries`` times with ``timeout`` seconds per attempt.
     The file is written under a temporary name and renamed only after its
-    SHA-256 matches; on a mismatch the temporary file is deleted.
+    checksum (SHA-256, or SHA-1 where only that is published) matches; on a
+    mismatch the temporary file is deleted.
 
     Raises:
         DataError: every attempt failed, or the checksum did not match.
@@ -142,11 +154,12 @@ def download(
             os.close(fd)
             tmp = Path(tmp_name)
             try:
-                digest = _fetch(url, tmp, timeout=timeout, progress=progress)
-                if digest != remote.sha256:
+                algorithm, expected = remote.checksum
+                digest = _fetch(url, tmp, timeout=timeout, progress=progress, algorithm=algorithm)
+                if digest != expected:
                     raise DataError(
-                        f"checksum mismatch for {remote.name} from {url}: got sha256 {digest[:16]}..., "
-                        f"expected {remote.sha256[:16]}...; the download was deleted"
+                        f"checksum mismatch for {remote.name} from {url}: got {algorithm} {digest[:16]}..., "
+                        f"expected {expected[:16]}...; the download was deleted"
                     )
                 os.replace(tmp, destination)
                 return destination

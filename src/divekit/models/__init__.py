@@ -4,7 +4,7 @@ Importing this package registers every model family.
 """
 
 from divekit.models import (  # noqa: F401  (imported to register)
-    alexnet, autoregressive, densenet, googlenet, lenet, linear, nin, resnet, rnn, vgg,
+    alexnet, autoregressive, densenet, googlenet, lenet, linear, nin, resnet, rnn, seq2seq, transformer, vgg,
 )
 from divekit.models.registry import (
     FAMILIES,

@@ -24,6 +24,7 @@ import divekit.models  # noqa: F401  (registers the models)
 import divekit.train.classification  # noqa: F401  (registers the image task)
 import divekit.train.language_model  # noqa: F401  (registers the text task)
 import divekit.train.series  # noqa: F401  (registers the series-regression task)
+import divekit.train.seq2seq  # noqa: F401  (registers the translation task)
 from divekit.config import from_dict
 from divekit.data.registry import get_dataset_entry, load_dataset
 from divekit.device import configure_threads, resolve_device

@@ -1,0 +1,159 @@
+"""``divekit translate``, ``attention`` and ``kernel-regression``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from divekit.errors import ConfigError, DataError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    t = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run",
+                              description="Translate sentences with a trained seq2seq run; with references, "
+                                          "print the book's BLEU of each and sacrebleu's corpus BLEU.")  # fmt: skip
+    t.add_argument("run_dir")
+    t.add_argument("sentences", nargs="*", metavar="SENTENCE", help="source sentences, e.g. \"go .\"")
+    t.add_argument("--ref", action="append", default=[], metavar="TEXT",
+                   help="reference translation of the SENTENCE in the same position (repeat once per sentence)")  # fmt: skip
+    t.add_argument("--input", metavar="FILE", help="read sentences from FILE ('-': stdin), one per line, "
+                   "optionally followed by a TAB and a reference (the fra.txt format)")  # fmt: skip
+    t.add_argument("--beam-size", type=int, default=1, help="beam search with K beams (1: greedy)")
+    t.add_argument("--max-len", type=int, help="longest output in tokens (default: the run's num_steps)")
+    t.add_argument("--batch-size", type=int, default=64, help="sentences translated together")
+    _run_options(t)
+    t.add_argument("--json", action="store_true", help="print one JSON object per sentence")
+    t.set_defaults(handler=run_translate)
+
+    a = subparsers.add_parser("attention", help="draw a run's attention weights for one sentence")
+    a.add_argument("run_dir")
+    a.add_argument("sentence")
+    a.add_argument("--out", help="folder for the PNGs (default: RUN_DIR/attention/<sentence>)")
+    a.add_argument("--max-len", type=int, help="longest output in tokens (default: the run's num_steps)")
+    _run_options(a)
+    a.set_defaults(handler=run_attention)
+
+    k = subparsers.add_parser("kernel-regression", help="Nadaraya-Watson attention pooling on the notes' toy data")
+    k.add_argument("--out", default="kernel-regression", help="folder for the PNGs")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--epochs", type=int, default=5, help="SGD epochs fitting the kernel width w")
+    k.add_argument("--lr", type=float, default=0.5)
+    k.set_defaults(handler=run_kernel_regression)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--device", default="cpu")
+
+
+def _read_lines(path: str) -> Iterator[tuple[str, str | None]]:
+    """``(source, reference or None)`` per non-blank line, read lazily."""
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from err
+    with handle:
+        try:
+            for line in handle:
+                columns = line.rstrip("\r\n").split("\t")
+                if columns[0].strip():
+                    yield columns[0], columns[1] if len(columns) > 1 and columns[1].strip() else None
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not UTF-8 text ({err})") from err
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
+    if args.input and args.sentences:
+        raise ConfigError("give sentences on the command line or --input FILE, not both")
+    if args.input:
+        if args.ref:
+            raise ConfigError("--ref goes with sentences on the command line; in --input FILE put each reference "
+                              "after a TAB")  # fmt: skip
+        return _read_lines(args.input)
+    if not args.sentences:
+        raise ConfigError('nothing to translate: give sentences, e.g. divekit translate RUN_DIR "go ." "i lost ."')
+    if args.ref and len(args.ref) != len(args.sentences):
+        raise ConfigError(f"{len(args.ref)} --ref for {len(args.sentences)} sentences: give one reference per sentence")
+    return iter(zip(args.sentences, args.ref or [None] * len(args.sentences)))
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from divekit.data.translation import preprocess_nmt
+    from divekit.train.bleu import bleu_from_stats, bleu_stats
+    from divekit.train.translate import Translator
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    items = _inputs(args)
+    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
+    stats: dict[str, float] = {}
+    count = truncated = 0
+    while batch := list(itertools.islice(items, args.batch_size)):
+        results = translator.translate_batch([s for s, _ in batch], beam_size=args.beam_size, max_len=args.max_len)
+        scored = [(r, ref) for r, (_, ref) in zip(results, batch) if ref is not None]
+        for key, value in bleu_stats([r.text for r, _ in scored], [[preprocess_nmt(ref)] for _, ref in scored]).items():
+            stats[key] = stats.get(key, 0.0) + value
+        for result, (_, ref) in zip(results, batch):
+            _print_translation(result, ref, as_json=args.json)
+        count += len(batch)
+        truncated += sum(r.truncated for r in results)
+    if truncated:
+        print(f"note: {truncated} source(s) had more than {translator.num_steps - 1} words and were cut, as in "
+              "training", file=sys.stderr)  # fmt: skip
+    if stats.get("bleu_sys_len") and not args.json:
+        print(f"corpus BLEU (sacrebleu) {bleu_from_stats(stats):.2f} over the sentences with a reference")
+    return 0
+
+
+def _print_translation(result, reference: str | None, *, as_json: bool) -> None:
+    bleu = result.bleu(reference) if reference is not None else None
+    if as_json:
+        print(json.dumps({"source": result.source, "translation": result.text, "reference": reference,
+                          "bleu": bleu}, ensure_ascii=False))  # fmt: skip
+    else:
+        print(f"{result.source} => {result.text}" + (f"  (bleu {bleu:.3f})" if bleu is not None else ""))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", text.lower()).strip("-")[:60] or "sentence"
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    from divekit.plot_attention import attention_heatmaps
+    from divekit.train.translate import Translator
+
+    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
+    maps = translator.attention_maps(args.sentence, max_len=args.max_len)
+    if not maps.encoder and not maps.cross:
+        raise ConfigError(f"{args.run_dir} holds a model without attention; train seq2seq-attention or transformer")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "attention" / _slug(args.sentence)
+    print(f"{' '.join(maps.source_tokens)} => {' '.join(maps.output_tokens)}")
+    figures = (("encoder-self-attention", "encoder", maps.encoder, maps.source_tokens, "source"),
+               ("decoder-cross-attention", "decoder", maps.cross, maps.output_tokens, "output"))  # fmt: skip
+    for name, part, layers, queries, side in figures:
+        if not layers:
+            continue
+        path = out / f"{name}.png"
+        attention_heatmaps([m.numpy() for m in layers], path, row_labels=queries, col_labels=maps.source_tokens,
+                           layer_names=[f"{part} layer {i + 1}" for i in range(len(layers))],
+                           xlabel="source (keys)", ylabel=f"{side} (queries)")  # fmt: skip
+        print(path)
+    return 0
+
+
+def run_kernel_regression(args: argparse.Namespace) -> int:
+    from divekit.train.kernel_regression import run_kernel_regression as run
+
+    if args.epochs < 0 or not args.lr > 0:
+        raise ConfigError("--epochs must be >= 0 and --lr > 0")
+    result = run(args.out, seed=args.seed, epochs=args.epochs, lr=args.lr)
+    print(f"non-parametric (w = 1): test MSE {result.mse_nonparametric:.4f}")
+    print(f"parametric (learned w = {result.w:.3f}): test MSE {result.mse_parametric:.4f}")
+    for path in result.files:
+        print(path)
+    return 0
