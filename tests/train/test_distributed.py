@@ -112,3 +112,20 @@ def test_two_machines_on_loopback(single, tmp_path):
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1] + outputs[1][1]
     assert_close(final_weights(folder), final_weights(single))
+
+
+@pytest.mark.parametrize("family, args", [
+    ("language model", ["rnn-lm", "--max-tokens", "4000"]),
+    ("seq2seq", ["seq2seq", "--num-examples", "640", "--option", "dropout=0", "--lr", "0.5"]),
+])  # fmt: skip
+def test_other_task_families_match_one_process(tmp_path, family, args):
+    """Language models split the batch rows (each rank carries its rows' hidden state); seq2seq weights each
+    rank's token mean by its share of the global batch's tokens. Dropout is off: ranks draw their own masks."""
+    common = ["--epochs", "2", "--no-progress", "--threads", "1", "--optimizer", "sgd"]
+    results = []
+    for nproc in (1, 2):
+        folder = tmp_path / f"{nproc}"
+        done = divekit("train", *args, *common, "--out", str(folder), nproc=nproc)
+        assert done.returncode == 0, done.stderr
+        results.append(final_weights(folder))
+    assert_close(results[1], results[0])

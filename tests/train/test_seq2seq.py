@@ -86,15 +86,3 @@ def test_bad_task_options_are_config_errors(override, message):
 
     with pytest.raises(ConfigError, match=message):
         build_task(_config(**override))
-
-
-def test_data_parallel_loss_is_the_global_token_mean(monkeypatch):
-    # Two ranks with 10 and 30 valid tokens: DDP averages gradients, so each rank divides its
-    # token-loss sum by 40 / 2 = 20 and the average of the two is (sum_0 + sum_1) / 40.
-    from divekit.train.run import build_task
-    from divekit.train.task import Runtime
-
-    task = build_task(_config())
-    task.setup(Runtime(rank=0, world_size=2))
-    monkeypatch.setattr("torch.distributed.all_reduce", lambda t: t.add_(30))
-    assert task._global_mean_divisor(torch.tensor(10)).item() == 20

@@ -131,20 +131,10 @@ class TranslationTask(Task):
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
         total, tokens = self._token_loss_sum(model, batch)
-        loss = total / self._global_mean_divisor(tokens)
+        # The mean over this process's valid tokens; with several processes the trainer weights it by
+        # this process's share of the global batch's tokens, so the gradient is the global token mean.
+        loss = total / tokens.clamp(min=1)
         return StepOutput(loss, {"loss": total.detach(), "count": tokens})
-
-    def _global_mean_divisor(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens per process in the global batch, so that data-parallel gradient averaging
-        gives the mean over all its tokens (not a mean of per-process means)."""
-        world = self.runtime.world_size
-        if world == 1:
-            return tokens.clamp(min=1)
-        import torch.distributed as dist
-
-        everyone = tokens.detach().clone()
-        dist.all_reduce(everyone)
-        return (everyone / world).clamp(min=1)
 
     @torch.no_grad()
     def eval_sums(self, model: nn.Module) -> dict[str, float]:
