@@ -26,6 +26,12 @@ def test_bench_cli_for_a_convolutional_model(capsys):
     assert "channels-last" in out and "input 1x28x28" in out
 
 
+@pytest.mark.parametrize("model, unit", [("gru-lm", "tokens"), ("transformer", "tokens")])
+def test_bench_feeds_sequence_models(model, unit):
+    rows, _, work = run_bench(model, batch_size=4, options=("fp32",), seconds=0.1)
+    assert work.unit == unit and rows[0].train_per_s > 0 and rows[0].train_flops_per_example > 0
+
+
 def test_bad_bench_arguments(capsys):
     with pytest.raises(ConfigError, match="unknown bench option"):
         run_bench("mlp", options=("fp64",), seconds=0.1)

@@ -53,8 +53,45 @@ def classifier_workload(entry: ModelEntry, batch_size: int, input_size: tuple[in
                     "x".join(map(str, size)))  # fmt: skip
 
 
-# Family -> workload builder. Other task families register theirs here.
-WORKLOADS: dict[str, Callable[..., Workload]] = {"classifier": classifier_workload}
+def language_model_workload(entry: ModelEntry, batch_size: int, input_size: tuple[int, ...] | None,
+                            device: torch.device, channels_last: bool) -> Workload:  # fmt: skip
+    """Token ids ``(N, T)`` -> logits ``(N, T, V)``: the book's character model (V = 28, T = 35 by default)."""
+    (num_steps,) = input_size or (35,)
+    vocab = 28
+    model = create_model(entry.name, **supported_options(entry.name, {"vocab_size": vocab})).to(device)
+    X = torch.randint(0, vocab, (batch_size, num_steps), device=device)
+    Y = torch.randint(0, vocab, (batch_size, num_steps), device=device)
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        logits, _ = m(X)
+        return F.cross_entropy(logits.reshape(-1, vocab), Y.reshape(-1))
+
+    return Workload(model, loss, lambda m: m(X), batch_size * num_steps, "tokens", f"{num_steps} steps")
+
+
+def seq2seq_workload(entry: ModelEntry, batch_size: int, input_size: tuple[int, ...] | None,
+                     device: torch.device, channels_last: bool) -> Workload:  # fmt: skip
+    """(source, target input, source lengths) -> logits: sentences of ``T`` tokens (10 by default)."""
+    (num_steps,) = input_size or (10,)
+    vocab = 200
+    facts = {"src_vocab_size": vocab, "tgt_vocab_size": vocab}
+    model = create_model(entry.name, **supported_options(entry.name, facts)).to(device)
+    src = torch.randint(0, vocab, (batch_size, num_steps), device=device)
+    tgt = torch.randint(0, vocab, (batch_size, num_steps), device=device)
+    lengths = torch.full((batch_size,), num_steps, device=device)
+
+    def loss(m: nn.Module) -> torch.Tensor:
+        return F.cross_entropy(m(src, tgt, lengths).reshape(-1, vocab), tgt.reshape(-1))
+
+    return Workload(model, loss, lambda m: m(src, tgt, lengths), batch_size * num_steps, "tokens",
+                    f"{num_steps} tokens")  # fmt: skip
+
+
+WORKLOADS: dict[str, Callable[..., Workload]] = {
+    "classifier": classifier_workload,
+    "language-model": language_model_workload,
+    "seq2seq": seq2seq_workload,
+}
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, *, n: int = 2048, seconds: float = 1.0) -> float:

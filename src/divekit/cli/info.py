@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = subparsers.add_parser("bench", help="measure which speed options pay off for a model on this machine")
     b.add_argument("model")
     b.add_argument("--batch-size", type=int, default=64)
-    b.add_argument("--input-size", help="C,H,W for image models")
+    b.add_argument("--input-size", help="C,H,W for image models; T (time steps) for language and seq2seq models")
     b.add_argument("--options", default=",".join(("fp32", "bf16", "channels-last", "compile")),
                    help="comma-separated subset of fp32,bf16,channels-last,compile")  # fmt: skip
     b.add_argument("--device", default="auto")
