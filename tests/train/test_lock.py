@@ -47,3 +47,19 @@ def test_a_live_lock_of_another_process_is_respected(tmp_path):
         holder.wait()
     with RunLock(tmp_path):  # killed with -9: the lock is stale now
         pass
+
+
+def test_an_empty_lock_left_by_a_process_killed_while_writing_it_is_taken_over(tmp_path):
+    """kill -9 between creating the lock file and writing its contents leaves an empty file."""
+    import os
+    import time
+
+    lock = tmp_path / ".lock"
+    lock.write_text("")
+    os.utime(lock, (time.time() - 5, time.time() - 5))
+    with RunLock(tmp_path):
+        pass
+    lock.write_text("")  # fresh: it may be being written right now, so it is given a second first
+    started = time.monotonic()
+    with RunLock(tmp_path):
+        assert time.monotonic() - started >= 0.9

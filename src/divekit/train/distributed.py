@@ -86,3 +86,11 @@ def barrier(ctx: DistContext) -> None:
 
 def _comm_device(device: torch.device) -> torch.device:
     return device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def is_communication_error(err: RuntimeError) -> bool:
+    """Whether ``err`` is what a collective raises when a peer process is gone."""
+    if isinstance(err, getattr(dist, "DistError", ())):
+        return True
+    text = str(err)
+    return any(word in text for word in ("gloo", "NCCL", "nccl", "Connection", "connection", "peer"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from divekit.errors import ConfigError
 
 LOCK_NAME = ".lock"
+EMPTY_LOCK_GRACE_S = 1.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -49,7 +50,8 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid()),
               "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
-        for _ in range(3):
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -70,9 +72,11 @@ class RunLock:
             owner = json.loads(text or "{}")
         except ValueError:
             owner = {}
-        if not owner:  # being written this instant, or garbage: treat a garbage lock older than 10 s as stale
-            if time.time() - self._mtime() < 10:
-                time.sleep(0.1)
+        if not owner:
+            # Being written this instant, or left empty by a process killed between creating and writing it:
+            # writing takes microseconds, so a lock still empty after a second is stale.
+            if time.time() - self._mtime() < EMPTY_LOCK_GRACE_S:
+                time.sleep(0.05)
                 return
         elif owner.get("host") != socket.gethostname():
             raise ConfigError(

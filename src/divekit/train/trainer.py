@@ -15,7 +15,6 @@ import math
 import re
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,11 @@ from divekit.errors import DivekitError, NonFiniteLossError
 from divekit.io import DiskWriteError
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig
-from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier
+from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier, is_communication_error
 from divekit.train.metrics import write_curves, write_metrics
 from divekit.train.optim import build_optimizer, build_scheduler
+from divekit.train.progress import EpochBar, postfix, summary_line
+from divekit.train.signals import stop_requests
 from divekit.train.task import Runtime, Task
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
@@ -223,24 +224,6 @@ class Trainer:
 
     # ------------------------------------------------------------- signals
     @contextlib.contextmanager
-    def _signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, frame: Any) -> None:
-            if signum == signal.SIGINT and self._stop_signal == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C: stop now, the last checkpoint stays
-            self._stop_signal = signum
-
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-    @contextlib.contextmanager
     def _failures(self):
         """One clear message for a full disk, or for the communication error a dead peer process causes."""
         try:
@@ -248,7 +231,7 @@ class Trainer:
         except DiskWriteError as err:
             raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with --resume") from err
         except RuntimeError as err:
-            if not (self.dist.enabled and _is_communication_error(err)):
+            if not (self.dist.enabled and is_communication_error(err)):
                 raise
             first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
             kept = f"the last checkpoint ({self.checkpoint_dir / 'last.pt'}) is kept; " if self.checkpoint_dir else ""
@@ -268,7 +251,7 @@ class Trainer:
             self.restore(resume_from)
         tc = self.config.train
         stop_reason = "completed"
-        with self._signals(), self._failures():
+        with stop_requests(lambda: self._stop_signal, self.request_stop), self._failures():
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
@@ -285,7 +268,8 @@ class Trainer:
         self.loader.set_epoch(p.epoch)
         self.train_net.train()
         self.task.begin_epoch(self.train_net, epoch=p.epoch)
-        bar = self._bar()
+        bar = EpochBar(total=self.steps_per_epoch, done=p.batch, epoch=p.epoch + 1, epochs=self.config.train.epochs,
+                       enabled=self.config.train.progress and self.dist.is_main)  # fmt: skip
         started = time.perf_counter() - p.epoch_time
         for batch in self.loader.iter_from(p.batch):
             t0 = time.perf_counter()
@@ -295,8 +279,7 @@ class Trainer:
             p.step_time += time.perf_counter() - t0
             p.batch += 1
             p.epoch_time = time.perf_counter() - started
-            if bar is not None:
-                self._update_bar(bar)
+            bar.step(self._postfix)
             for cb in self.callbacks:
                 cb.on_step_end(self, p.global_step)
             every = self.config.train.checkpoint_every
@@ -305,8 +288,13 @@ class Trainer:
             # Alone, stop at once; with peers, at the step where every process learnt of it (agreed in _step).
             if stop or (not self.dist.enabled and self._stop_signal is not None):
                 self._interrupt(bar)
-        if bar is not None:
-            bar.close()
+        bar.close()
+
+    def _postfix(self) -> dict[str, str]:
+        p = self.progress
+        sums = _floats(p.sums)
+        shown = self.task.metrics(sums, "train") if sums.get("count") else {}
+        return postfix(shown, sums.get("count", 0.0) * self.dist.world_size / max(p.step_time, 1e-9), self.task.unit)
 
     def _step(self, batch: Any) -> bool:
         """One optimisation step; return whether a stop was requested (on any process)."""
@@ -365,9 +353,8 @@ class Trainer:
             f"(--clip-grad), or tolerate a few bad steps with --skip-nonfinite N"
         )
 
-    def _interrupt(self, bar: Any) -> None:
-        if bar is not None:
-            bar.close()
+    def _interrupt(self, bar: EpochBar) -> None:
+        bar.close()
         signum = self._stop_signal or signal.SIGINT
         path = self.save_checkpoint()
         if self.out_dir is not None and self.dist.is_main and self.history:
@@ -413,7 +400,7 @@ class Trainer:
             if time.monotonic() - self._last_plot > CURVES_EVERY_S:  # plotting costs ~0.3 s: not every short epoch
                 write_curves(self.out_dir, self.history)
                 self._last_plot = time.monotonic()
-        self.log(self._summary(record))
+        self.log(summary_line(record, epochs=self.config.train.epochs, unit=self.task.unit))
         for cb in self.callbacks:
             cb.on_epoch_end(self, record)
         return record
@@ -435,35 +422,6 @@ class Trainer:
             return False
         return record["epoch"] - self.best["epoch"] >= patience
 
-    # -------------------------------------------------------------- display
-    def _bar(self) -> Any:
-        if not (self.config.train.progress and self.dist.is_main):
-            return None
-        from tqdm import tqdm
-
-        p = self.progress
-        return tqdm(total=self.steps_per_epoch, initial=p.batch, desc=f"epoch {p.epoch + 1}/{self.config.train.epochs}",
-                    leave=False, dynamic_ncols=True, file=sys.stderr, mininterval=0.5,
-                    disable=None)  # fmt: skip  (disable=None: no bar when stderr is not a terminal)
-
-    def _update_bar(self, bar: Any) -> None:
-        bar.update(1)
-        if bar.n % max(1, self.steps_per_epoch // 20) and bar.n != self.steps_per_epoch:
-            return
-        p = self.progress
-        sums = _floats(p.sums)
-        shown = self.task.metrics(sums, "train") if sums.get("count") else {}
-        rate = sums.get("count", 0.0) * self.dist.world_size / max(p.step_time, 1e-9)
-        bar.set_postfix({k.removeprefix("train_"): f"{v:.3f}" for k, v in shown.items()} | {f"{self.task.unit}/s": f"{rate:,.0f}"})
-
-    def _summary(self, record: dict[str, Any]) -> str:
-        unit = self.task.unit
-        parts = [f"epoch {record['epoch']}/{self.config.train.epochs}"]
-        parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_", "test_")) and "per_s" not in k]
-        parts.append(f"{record[f'train_{unit}_per_s']:,.0f} {unit}/s (steps), {record[f'epoch_{unit}_per_s']:,.0f} (epoch)")
-        parts.append(f"{record['epoch_time_s']:.1f}s")
-        return "  ".join(parts)
-
 
 def _floats(sums: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in sums.items()}
@@ -474,12 +432,3 @@ def _use_channels_last(requested: bool | None, model: nn.Module, device: torch.d
     if requested is not None:
         return requested
     return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def _is_communication_error(err: RuntimeError) -> bool:
-    import torch.distributed as dist
-
-    if isinstance(err, getattr(dist, "DistError", ())):
-        return True
-    text = str(err)
-    return any(word in text for word in ("gloo", "NCCL", "nccl", "Connection", "connection", "peer"))
