@@ -109,12 +109,13 @@ def markdown(results: dict[str, list[dict[str, Any]]], header: str) -> str:
         lines.append(f"| {r['label']} | {r['hidden']} | {r['lr']:g} | {r['ppl']:.3f} | {r['book']:.1f} | "
                      f"{r['tokens_per_s']:,.0f} | {r['seconds']:.0f}s |")  # fmt: skip
     lines += ["", "### Translation, fra-eng, 600 pairs", "",
-              "| model | epochs | loss | book loss | BLEU go . / i lost . / he's calm . / i'm home . | book BLEU | "
-              "tokens/s | time |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| model | epochs | loss (token mean) | loss / num_steps (the book's scale) | book loss | "
+              "BLEU go . / i lost . / he's calm . / i'm home . | book BLEU | tokens/s | time |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in results["translation"]:
         ours = " / ".join(f"{b:.3f}" for b in r["bleu"])
         book = " / ".join(f"{b:.3f}" for b in r["book"][1])
-        lines.append(f"| {r['model']} | {r['epochs']} | {r['loss']:.3f} | {r['book'][0]} | {ours} | {book} | "
+        lines.append(f"| {r['model']} | {r['epochs']} | {r['loss']:.3f} | {r['loss'] / 10:.4f} | {r['book'][0]} | {ours} | {book} | "
                      f"{r['tokens_per_s']:,.0f} | {r['seconds']:.0f}s |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

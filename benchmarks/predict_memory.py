@@ -10,7 +10,7 @@ them and reports each child's peak resident memory (ru_maxrss) and time.
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,12 +19,18 @@ from pathlib import Path
 
 
 def child_peak_rss_mb(command: list[str]) -> tuple[float, float, int]:
-    """Run ``command``; return (peak RSS of the child in MB, seconds, lines printed)."""
+    """Run ``command``; return (peak RSS of that child alone in MB, seconds, lines printed)."""
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    return peak_kb / 1024, seconds, len(done.stdout.splitlines())
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not the max over all children
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise SystemExit(f"{command} failed with {child.returncode}")
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        lines = len(out.read().splitlines())
+    return usage.ru_maxrss / 1024, seconds, lines
 
 
 def main() -> None:
@@ -49,7 +55,7 @@ def main() -> None:
             path = folder / f"{i:05d}.png"
             if not path.exists():
                 Image.fromarray(images[i % len(images), 0].numpy()).save(path)
-    for folder in (few, many):  # few first: ru_maxrss of children only grows
+    for folder in (few, many):
         peak, seconds, lines = child_peak_rss_mb([sys.executable, "-m", "divekit", "predict", str(run),
                                                   "--image", str(folder)])  # fmt: skip
         print(f"{lines:>6} images: peak RSS {peak:7.1f} MB, {seconds:5.1f}s ({lines / seconds:,.0f} images/s)")
