@@ -196,7 +196,8 @@ class BatchAugment:
         _check_range("crop_scale", crop_scale, 0.0, 1.0)
         _check_range("crop_ratio", crop_ratio, 0.0, math.inf)
         if len(jitter) != 4 or min(jitter) < 0 or jitter[3] > 0.5:
-            raise ConfigError(f"color_jitter needs 4 values >= 0 (brightness, contrast, saturation, hue <= 0.5), got {list(jitter)}")
+            raise ConfigError("color_jitter needs 4 values >= 0 (brightness, contrast, saturation, "
+                              f"hue <= 0.5), got {list(jitter)}")
         if size < 1:
             raise ConfigError(f"augmentation output size must be positive, got {size}")
         self.size, self.crop_scale, self.crop_ratio = size, tuple(crop_scale), tuple(crop_ratio)

@@ -3,7 +3,8 @@
 Importing this package registers every model family.
 """
 
-from divekit.models import alexnet, densenet, googlenet, lenet, linear, nin, resnet, vgg  # noqa: F401  (imported to register)
+# Imported to register their models.
+from divekit.models import alexnet, densenet, googlenet, lenet, linear, nin, resnet, vgg  # noqa: F401
 from divekit.models.registry import (
     FAMILIES,
     ModelEntry,

@@ -174,8 +174,9 @@ class RunConfig:
                  f"patience must be at least 1 epoch, got {self.train.patience}")  # fmt: skip
         _require(self.model.head_lr_mult > 0 and math.isfinite(self.model.head_lr_mult),
                  f"head_lr_mult must be > 0, got {self.model.head_lr_mult}")  # fmt: skip
-        _require(self.model.weights is not None or not self.model.freeze_backbone and self.model.head_lr_mult == 1,
-                 "--freeze-backbone and --head-lr-mult fine-tune pretrained weights: add --weights RUN_DIR_OR_FILE")  # fmt: skip
+        finetuning = self.model.freeze_backbone or self.model.head_lr_mult != 1
+        _require(self.model.weights is not None or not finetuning,
+                 "--freeze-backbone and --head-lr-mult fine-tune pretrained weights: add --weights RUN_DIR_OR_FILE")
         _require(self.train.checkpoint_every >= 0, "checkpoint_every must be >= 0 steps")
         _require(self.train.skip_nonfinite >= 0, "skip_nonfinite must be >= 0")
         return self
