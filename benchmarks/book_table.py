@@ -90,21 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/book-table", help="parent folder of the run folders")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--only", nargs="*", help="labels of the rows to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="labels of the rows to run (default: all); "
+                        "rows already in OUT/table.json are kept")
     parser.add_argument("--dry-run", action="store_true", help="tiny settings on the CPU, to test the script")
     args = parser.parse_args(argv)
     if args.dry_run:
         args.device, args.out = "cpu", str(Path(args.out) / "dry-run")
     out = Path(args.out)
-    rows = []
+    table = out / "table.json"
+    done = {r["label"]: r for r in json.loads(table.read_text())} if table.exists() else {}  # rows of earlier runs
     for label, (size, epochs) in PROFILES[args.profile].items():
         if args.only and label not in args.only:
             continue
-        rows.append(run_row(label, size, epochs, args, out))
-        print(json.dumps(rows[-1]), flush=True)
+        done[label] = run_row(label, size, epochs, args, out)
+        print(json.dumps(done[label]), flush=True)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "table.json").write_text(json.dumps(rows, indent=2))
-    print(markdown(rows))
+        table.write_text(json.dumps(list(done.values()), indent=2))
+    print(markdown(list(done.values())))
     return 0
 
 

@@ -92,3 +92,10 @@ def test_cli_errors_are_one_line(capsys, args, message):
     assert main(["summary", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_multiply_adds_are_per_example_for_any_batch():
+    net = create_model("lenet-bn")
+    one, eight = summary(net, (1, 28, 28)), summary(net, (1, 28, 28), batch_size=8)
+    assert eight.mult_adds == one.mult_adds and [r.mult_adds for r in eight.rows] == [r.mult_adds for r in one.rows]
+    assert eight.input_shape == "8x1x28x28" and eight.rows[0].output_shape == "8x6x24x24"

@@ -9,9 +9,12 @@ so applied to a batch tensor they would flip, crop or recolour every image of
 the batch the same way. :class:`BatchAugment` draws the parameters *per image*
 (with the same distributions as ``RandomHorizontalFlip``,
 ``RandomResizedCrop`` and ``ColorJitter``) and applies them to the whole
-batch at once on the training device: a flip is one ``where``, the crops are
-one ``grid_sample``, and each colour adjustment is one blend. The tests check
-every image against torchvision's v2 functional ops with the same parameters.
+batch at once on the training device: v2's batch kernels where the
+operation is the same for every image (``horizontal_flip``,
+``rgb_to_grayscale``), selected per image with one ``where``; one
+``grid_sample`` for all the crops; one per-image blend for each colour
+adjustment. The tests check every image against torchvision's v2
+functional ops applied to it alone with the same parameters.
 
 Randomness comes only from the ``torch.Generator`` passed in, so a batch's
 augmentation is a pure function of its seed: :class:`SeededBatches` gives
@@ -27,11 +30,11 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
+from torchvision.transforms.v2 import functional as TF
 
 from divekit.errors import ConfigError
 
 AUGMENTATIONS = ("flip", "crop", "color")
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL and torchvision use
 CROP_ATTEMPTS = 10
 
 
@@ -120,11 +123,8 @@ def resized_crop(X: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tenso
 
 
 def grayscale(X: torch.Tensor) -> torch.Tensor:
-    """Luma ``(N, 1, H, W)`` of RGB images; one-channel images are their own grayscale."""
-    if X.shape[1] == 1:
-        return X
-    weights = torch.tensor(GRAY_WEIGHTS, device=X.device, dtype=X.dtype).reshape(1, 3, 1, 1)
-    return (X * weights).sum(dim=1, keepdim=True)
+    """Luma ``(N, 1, H, W)`` of RGB images (v2's ``rgb_to_grayscale`` on the whole batch); gray stays gray."""
+    return X if X.shape[1] == 1 else TF.rgb_to_grayscale(X, num_output_channels=1)
 
 
 def _blend(X: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -196,7 +196,8 @@ class BatchAugment:
         _check_range("crop_scale", crop_scale, 0.0, 1.0)
         _check_range("crop_ratio", crop_ratio, 0.0, math.inf)
         if len(jitter) != 4 or min(jitter) < 0 or jitter[3] > 0.5:
-            raise ConfigError(f"color_jitter needs 4 values >= 0 (brightness, contrast, saturation, hue <= 0.5), got {list(jitter)}")
+            raise ConfigError("color_jitter needs 4 values >= 0 (brightness, contrast, saturation, "
+                              f"hue <= 0.5), got {list(jitter)}")
         if size < 1:
             raise ConfigError(f"augmentation output size must be positive, got {size}")
         self.size, self.crop_scale, self.crop_ratio = size, tuple(crop_scale), tuple(crop_ratio)
@@ -226,7 +227,7 @@ class BatchAugment:
             X = F.interpolate(X, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=self.size < X.shape[-1])  # fmt: skip
         if params.flip is not None:
-            X = torch.where(params.flip.to(X.device).reshape(-1, 1, 1, 1), X.flip(-1), X)
+            X = torch.where(params.flip.to(X.device).reshape(-1, 1, 1, 1), TF.horizontal_flip(X), X)
         if params.color is not None:
             X = self._jitter(X, params.color.to(X.device, X.dtype), params.color_order.to(X.device))
         return X

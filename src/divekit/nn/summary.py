@@ -37,7 +37,7 @@ class LayerRow:
     depth: int
     output_shape: str
     params: int
-    mult_adds: int = 0
+    mult_adds: int = 0  # per example
     repeated: bool = False  # the module already ran earlier in this forward pass
 
 
@@ -209,12 +209,14 @@ def summary(
     finally:
         recorder.remove()
         model.train(was_training)
+    for row in recorder.rows:  # per example, like the total
+        row.mult_adds //= max(examples, 1)
     params = list(model.parameters())
     return ModelSummary(
         model_name=type(model).__name__, rows=recorder.rows[1:], input_shape=_shape_of(input_data),
         output_shape=_shape_of(output), total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        mult_adds=recorder.rows[0].mult_adds // max(examples, 1) if recorder.rows else 0,
+        mult_adds=recorder.rows[0].mult_adds if recorder.rows else 0,
         input_bytes=sum(a.numel() * a.element_size() for a in args if torch.is_tensor(a)),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
@@ -233,12 +235,15 @@ def format_summary(s: ModelSummary) -> str:
     """The summary as an aligned table with totals underneath."""
     header = ("layer (type)", "output shape", "params", "mult-adds")
     cells = [(f"{'  ' * r.depth}{r.name} ({r.kind})", r.output_shape,
-              "(reused)" if r.repeated else f"{r.params:,}", f"{r.mult_adds // s.batch_size:,}")
+              "(reused)" if r.repeated else f"{r.params:,}", f"{r.mult_adds:,}")
              for r in s.rows if r.depth <= s.depth]  # fmt: skip
     cells.insert(0, (s.model_name, s.output_shape, f"{s.total_params:,}", f"{s.mult_adds:,}"))
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    align = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))  # noqa: E731
+
+    def align(row: tuple[str, ...]) -> str:  # text columns to the left, numbers to the right
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
     lines = [align(header), rule, *map(align, cells), rule]
     lines += [
         f"input: {s.input_shape}  ->  output: {s.output_shape}",

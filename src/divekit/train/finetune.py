@@ -163,7 +163,8 @@ def prepare_finetuning(model: nn.Module, *, weights: str, expected_name: str, nu
     if load:
         state, name = read_pretrained(weights)
         if name is not None and name != expected_name:
-            raise ConfigError(f"{weights} holds a {name!r} model; fine-tune it with `divekit train {name} --weights {weights}`")
+            raise ConfigError(f"{weights} holds a {name!r} model; "
+                              f"fine-tune it with `divekit train {name} --weights {weights}`")
         load_backbone(model, state, source=str(weights))
         replace_head(model, num_classes)
     if freeze:

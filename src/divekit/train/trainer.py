@@ -23,10 +23,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from divekit.device import resolve_device
 from divekit.errors import DivekitError, NonFiniteLossError
 from divekit.io import DiskWriteError
+from divekit.nn.norm import BatchNorm
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig
 from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier, is_communication_error
@@ -427,8 +429,18 @@ def _floats(sums: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in sums.items()}
 
 
+# Batch norm over fewer channels than this runs 3-6x slower in channels-last on the CPU, enough to make
+# LeNet-BN's whole training step 2x slower (benchmarks/cnn_throughput.py, docs/results.md).
+NARROW_NORM_CHANNELS = 32
+
+
 def _use_channels_last(requested: bool | None, model: nn.Module, device: torch.device) -> bool:
-    """Channels-last when asked, or by default for 2-D convolutions on the CPU (oneDNN's fast layout)."""
+    """Channels-last when asked; by default for 2-D convolutional models on the CPU (oneDNN's fast
+    layout: 1.07-1.43x for AlexNet, VGG, NiN and ResNet), unless the model batch-normalises fewer than
+    ``NARROW_NORM_CHANNELS`` channels somewhere."""
     if requested is not None:
         return requested
-    return device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if device.type != "cpu" or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return False
+    return not any(isinstance(m, (_BatchNorm, BatchNorm)) and m.num_features < NARROW_NORM_CHANNELS
+                   for m in model.modules())  # fmt: skip
