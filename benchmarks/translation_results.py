@@ -8,7 +8,8 @@ Experiments:
   the final model.
 - ``heldout``: fra-eng with 20,000 training pairs; sacrebleu corpus BLEU on
   the held-out pairs that follow them (no shared source sentence).
-- ``numbers``: numbers-fr (9,000 training numbers, 1,000 held out).
+- ``numbers``: numbers-fr (9,000 training numbers, 1,000 held out);
+  ``numbers-1k``: the same with only 1,000 training numbers.
 
 Usage (from the repository root, one experiment at a time under the CPU lock):
 
@@ -50,6 +51,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "book": {"data": "fra-eng", "common": {}, "models": {m: {} for m in HELDOUT_MODELS}},
     "heldout": {"data": "fra-eng", "common": HELDOUT_COMMON, "models": HELDOUT_MODELS},
     "numbers": {"data": "numbers-fr", "common": {}, "models": {m: {} for m in HELDOUT_MODELS}},
+    # The same with only 1,000 training numbers: composing unseen numbers becomes the hard part.
+    "numbers-1k": {"data": "numbers-fr", "common": {"task.num_examples": 1000, "train.epochs": 100},
+                   "models": {m: {} for m in HELDOUT_MODELS}},
 }
 
 
