@@ -8,14 +8,16 @@ Experiments:
   the final model.
 - ``heldout``: fra-eng with 20,000 training pairs; sacrebleu corpus BLEU on
   the held-out pairs that follow them (no shared source sentence).
-- ``numbers``: numbers-fr (9,000 training numbers, 1,000 held out).
+- ``numbers``: numbers-fr (9,000 training numbers, 1,000 held out);
+  ``numbers-1k``: the same with only 1,000 training numbers.
 
 Usage (from the repository root, one experiment at a time under the CPU lock):
 
     PYTHONPATH=src flock /work/cpu.lock python benchmarks/translation_results.py book \
         --data-dir /work/shared/data/fra-eng --out runs/results
 
-``--dry-run`` runs the same code end to end with tiny settings.
+``--dry-run`` runs the same code end to end with tiny settings; ``--beam 1 4``
+scores the runs an experiment already trained with greedy decoding and beam search.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "book": {"data": "fra-eng", "common": {}, "models": {m: {} for m in HELDOUT_MODELS}},
     "heldout": {"data": "fra-eng", "common": HELDOUT_COMMON, "models": HELDOUT_MODELS},
     "numbers": {"data": "numbers-fr", "common": {}, "models": {m: {} for m in HELDOUT_MODELS}},
+    # The same with only 1,000 training numbers: composing unseen numbers becomes the hard part.
+    "numbers-1k": {"data": "numbers-fr", "common": {"task.num_examples": 1000, "train.epochs": 100},
+                   "models": {m: {} for m in HELDOUT_MODELS}},
 }
 
 
@@ -78,6 +83,27 @@ def run_one(experiment: str, model: str, *, data_dir: str | None, out: Path, dry
     return row
 
 
+def beam_bleu(folder: Path, *, beam_sizes: list[int], data_dir: str | None) -> dict[int, float]:
+    """Corpus BLEU of the run's best checkpoint on its held-out split, decoding with each beam size."""
+    from divekit.data import load_dataset
+    from divekit.data.translation import detokenize_nmt
+    from divekit.train.bleu import corpus_bleu
+    from divekit.train.run import read_run_config
+
+    config = read_run_config(folder)
+    data = load_dataset(config.data.name, data_dir=data_dir or config.data.data_dir)
+    _, test = data.split(num_examples=config.task.get("num_examples"), num_test=config.task.get("num_test"))
+    references: dict[str, list[str]] = {}
+    for source, target in test:
+        references.setdefault(source, []).append(detokenize_nmt(target))
+    translator = Translator.from_run(folder)
+    scores = {}
+    for k in beam_sizes:
+        outputs = translator.translate(list(references), beam_size=k, batch_size=256)
+        scores[k] = corpus_bleu([detokenize_nmt(t.text) for t in outputs], list(references.values()))
+    return scores
+
+
 def markdown(experiment: str, rows: list[dict[str, Any]]) -> str:
     if experiment == "book":
         lines = ["| model | epochs | final train loss (valid-token mean) | same /10 (the book's scale) | tokens/s | "
@@ -104,8 +130,17 @@ def main() -> None:
     parser.add_argument("--out", default="runs/results", help="parent folder of the run folders")
     parser.add_argument("--models", nargs="+", default=list(HELDOUT_MODELS), choices=list(HELDOUT_MODELS))
     parser.add_argument("--dry-run", action="store_true", help="tiny settings, to check the script end to end")
+    parser.add_argument("--beam", type=int, nargs="+", metavar="K",
+                        help="instead of training, score the experiment's existing runs with these beam sizes")  # fmt: skip
     args = parser.parse_args()
     out = Path(args.out)
+    if args.beam:
+        print("| model | " + " | ".join(f"BLEU, beam {k}" for k in args.beam) + " |")
+        print("|---|" + "---|" * len(args.beam))
+        for model in args.models:
+            scores = beam_bleu(out / f"{args.experiment}-{model}", beam_sizes=args.beam, data_dir=args.data_dir)
+            print(f"| {model} | " + " | ".join(f"{v:.2f}" for v in scores.values()) + " |", flush=True)
+        return
     rows = []
     for model in args.models:
         rows.append(run_one(args.experiment, model, data_dir=args.data_dir, out=out, dry_run=args.dry_run))

@@ -161,3 +161,7 @@ def test_the_real_fra_eng_file():
     # three of the book's four test sentences are training pairs; "he's calm ." is in no pair of the file
     assert {"go .", "i lost .", "i'm home ."} <= {s for s, _ in train} and len(test) == 60
     assert "he's calm ." not in {s for s, _ in data.pairs}
+
+
+def test_detokenize_undoes_the_punctuation_spacing():
+    assert tr.detokenize_nmt(tr.preprocess_nmt("Va ! I'm home, now.")) == "va! i'm home, now."

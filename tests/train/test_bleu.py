@@ -42,3 +42,13 @@ def test_bleu_statistics_add_up_across_shares():
 def test_multiple_references_count_the_best_match():
     assert corpus_bleu(["je suis chez moi ."], [["je suis à la maison .", "je suis chez moi ."]]) == pytest.approx(100)
     assert bleu_from_stats(bleu_stats([], [])) == 0.0
+
+
+def test_sacrebleu_warns_about_tokenized_text_but_not_detokenized(caplog):
+    from divekit.data.translation import detokenize_nmt
+
+    corpus_bleu(["il est calme ."] * 120, [["il est calme ."]] * 120)
+    assert "tokenized period" in caplog.text
+    caplog.clear()
+    corpus_bleu([detokenize_nmt("il est calme .")] * 120, [[detokenize_nmt("il est calme .")]] * 120)
+    assert "tokenized period" not in caplog.text

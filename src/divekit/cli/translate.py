@@ -83,7 +83,7 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from divekit.data.translation import preprocess_nmt
+    from divekit.data.translation import detokenize_nmt, preprocess_nmt
     from divekit.train.bleu import bleu_from_stats, bleu_stats
     from divekit.train.translate import Translator
 
@@ -96,7 +96,8 @@ def run_translate(args: argparse.Namespace) -> int:
     while batch := list(itertools.islice(items, args.batch_size)):
         results = translator.translate_batch([s for s, _ in batch], beam_size=args.beam_size, max_len=args.max_len)
         scored = [(r, ref) for r, (_, ref) in zip(results, batch) if ref is not None]
-        for key, value in bleu_stats([r.text for r, _ in scored], [[preprocess_nmt(ref)] for _, ref in scored]).items():
+        hypotheses = [detokenize_nmt(r.text) for r, _ in scored]
+        for key, value in bleu_stats(hypotheses, [[detokenize_nmt(preprocess_nmt(ref))] for _, ref in scored]).items():
             stats[key] = stats.get(key, 0.0) + value
         for result, (_, ref) in zip(results, batch):
             _print_translation(result, ref, as_json=args.json)

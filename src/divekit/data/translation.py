@@ -15,6 +15,7 @@ and truncated or padded to ``num_steps`` tokens (:func:`build_array`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ def preprocess_nmt(text: str) -> str:
     text = text.replace("\u202f", " ").replace("\xa0", " ").lower()
     spaced = [" " + ch if i > 0 and ch in ",.!?" and text[i - 1] != " " else ch for i, ch in enumerate(text)]
     return "".join(spaced)
+
+
+def detokenize_nmt(text: str) -> str:
+    """Undo :func:`preprocess_nmt`'s spacing (``va !`` -> ``va!``), as sacrebleu expects text as written."""
+    return re.sub(r" ([,.!?])", r"\1", text)
 
 
 def truncate_pad(line: Sequence[int], num_steps: int, padding_token: int) -> list[int]:

@@ -49,6 +49,9 @@ def stat_keys() -> list[str]:
 def bleu_stats(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """sacrebleu's sufficient statistics of ``hypotheses`` against their references.
 
+    Give text as written (sacrebleu tokenises it itself); undo the book's
+    pre-processing first with :func:`divekit.data.translation.detokenize_nmt`.
+
     Args:
         hypotheses: one string per segment.
         references: one list of reference strings per segment (as many as it has).

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from divekit.data.loader import TensorBatches
 from divekit.data.text import tokenize
-from divekit.data.translation import BOS, EOS, TranslationData, build_array, build_vocab
+from divekit.data.translation import BOS, EOS, TranslationData, build_array, build_vocab, detokenize_nmt
 from divekit.errors import ConfigError
 from divekit.models.registry import ModelEntry
 from divekit.nn.attention import sequence_mask
@@ -158,8 +158,8 @@ class TranslationTask(Task):
             src, valid = (t[index].to(rt.device) for t in self.bleu_sources)
             outputs = greedy_decode(model, src, valid, bos=self.tgt_vocab[BOS], eos=self.tgt_vocab[EOS],
                                     max_len=self.config.num_steps)  # fmt: skip
-            hypotheses += [" ".join(self.tgt_vocab.to_tokens(ids)) for ids in outputs]
-        return bleu_stats(hypotheses, [self.bleu_references[i] for i in share])
+            hypotheses += [detokenize_nmt(" ".join(self.tgt_vocab.to_tokens(ids))) for ids in outputs]
+        return bleu_stats(hypotheses, [[detokenize_nmt(r) for r in self.bleu_references[i]] for i in share])
 
     def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
         out = {f"{prefix}_loss": float(sums["loss"]) / max(float(sums["count"]), 1.0)}
