@@ -158,11 +158,26 @@ def test_a_crafted_payload_pickle_is_refused_and_never_runs(tmp_path):
     ({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, "rows of 3072 bytes"),
     ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, "2 class indices"),
     ({"data": np.zeros((1, 3072), np.uint8), "labels": [10]}, "class indices in 0..9"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": ["a", "b"]}, "class indices in 0..9"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": [[1, 2], [3]]}, "class indices in 0..9"),
+    ({"data": np.zeros((2, 3072), np.uint8), "labels": "01"}, "a list of 2 class indices"),
+    ({"data": np.zeros((2, 3072), np.uint8)}, "a list of 2 class indices"),
     ([1, 2, 3], "expected a dict"),
 ])  # fmt: skip
 def test_malformed_batches_are_refused(batch, message):
     with pytest.raises(DataError, match=message):
         cifar.parse_batch(py2_pickle(batch), source="bad")
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ([1.5, 2], "class indices in 0..9"),
+    ([True, 2], "class indices in 0..9"),
+    ([np.int64(1), 2], "refused: refusing to load the global numpy.*scalar"),  # numpy scalars are not allowed
+])  # fmt: skip
+def test_labels_of_other_types_are_refused(labels, message):
+    blob = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": labels}, protocol=2)
+    with pytest.raises(DataError, match=message):
+        cifar.parse_batch(blob, source="bad")
 
 
 def test_truncated_and_missing_files(tmp_path):

@@ -111,9 +111,11 @@ def parse_batch(data: bytes, *, source: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != IMAGE_BYTES:
         shape = getattr(images, "shape", None)
         raise DataError(f"{source}: 'data' must be a uint8 array of rows of {IMAGE_BYTES} bytes, found {shape}")
-    labels = np.asarray(labels if isinstance(labels, list) else [], dtype=np.int64)
-    if labels.shape != (images.shape[0],) or (labels.size and not 0 <= labels.min() <= labels.max() < len(CLASSES)):
-        raise DataError(f"{source}: 'labels' must be {images.shape[0]} class indices in 0..9")
+    valid = (isinstance(labels, list) and len(labels) == images.shape[0]
+             and all(type(v) is int and 0 <= v < len(CLASSES) for v in labels))  # fmt: skip
+    if not valid:
+        raise DataError(f"{source}: 'labels' must be a list of {images.shape[0]} class indices in 0..9")
+    labels = np.asarray(labels, dtype=np.int64)
     return images.reshape(-1, 3, 32, 32), labels  # rows: 1,024 red, then green, then blue bytes
 
 
