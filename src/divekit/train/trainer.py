@@ -23,12 +23,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from divekit.device import resolve_device
 from divekit.errors import DivekitError, NonFiniteLossError
 from divekit.io import DiskWriteError
-from divekit.nn.norm import BatchNorm
 from divekit.train import checkpoint as ckpt
 from divekit.train.config import RunConfig
 from divekit.train.distributed import DistContext, agree, all_reduce_sums, barrier, is_communication_error
@@ -36,6 +34,7 @@ from divekit.train.metrics import write_curves, write_metrics
 from divekit.train.optim import build_optimizer, build_scheduler
 from divekit.train.progress import EpochBar, postfix, summary_line
 from divekit.train.signals import stop_requests
+from divekit.train.speed import autocast, grad_scaler, use_channels_last, wrap_ddp
 from divekit.train.task import Runtime, Task
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
@@ -128,13 +127,13 @@ class Trainer:
         self._log = log
         self.device = resolve_device(config.train.device, local_rank=self.dist.local_rank)
         tc = config.train
-        self.channels_last = _use_channels_last(tc.channels_last, model, self.device)
+        self.channels_last = use_channels_last(tc.channels_last, model, self.device)
         self.task.setup(Runtime(self.device, self.channels_last, self.dist.rank, self.dist.world_size))
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = torch.compile(self.model) if tc.compile else self.model
-        self.train_net = self._wrap_ddp(self.net)
+        self.train_net = wrap_ddp(self.net, self.dist, self.device)
         self.loader = task.train_batches(seed=tc.seed)
         self.steps_per_epoch = len(self.loader)
         if self.steps_per_epoch == 0:
@@ -142,7 +141,7 @@ class Trainer:
         self.optimizer = build_optimizer(param_groups if param_groups is not None else self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, steps_per_epoch=self.steps_per_epoch,
                                          epochs=tc.epochs)  # fmt: skip
-        self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "16" and self.device.type == "cuda" else None
+        self.scaler = grad_scaler(tc.precision, self.device)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.progress = _Progress()
@@ -150,14 +149,6 @@ class Trainer:
         self._last_plot = time.monotonic()
 
     # ----------------------------------------------------------------- set-up
-    def _wrap_ddp(self, net: nn.Module) -> nn.Module:
-        if not self.dist.enabled:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(net, device_ids=ids)
-
     def log(self, message: str) -> None:
         if not self.dist.is_main:
             return
@@ -173,11 +164,7 @@ class Trainer:
         return self.out_dir / "checkpoints" if self.out_dir is not None else None
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        precision = self.config.train.precision
-        if precision == "32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.config.train.precision, self.device)
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
@@ -427,20 +414,3 @@ class Trainer:
 
 def _floats(sums: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in sums.items()}
-
-
-# Batch norm over fewer channels than this runs 3-6x slower in channels-last on the CPU, enough to make
-# LeNet-BN's whole training step 2x slower (benchmarks/cnn_throughput.py, docs/results.md).
-NARROW_NORM_CHANNELS = 32
-
-
-def _use_channels_last(requested: bool | None, model: nn.Module, device: torch.device) -> bool:
-    """Channels-last when asked; by default for 2-D convolutional models on the CPU (oneDNN's fast
-    layout: 1.07-1.43x for AlexNet, VGG, NiN and ResNet), unless the model batch-normalises fewer than
-    ``NARROW_NORM_CHANNELS`` channels somewhere."""
-    if requested is not None:
-        return requested
-    if device.type != "cpu" or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        return False
-    return not any(isinstance(m, (_BatchNorm, BatchNorm)) and m.num_features < NARROW_NORM_CHANNELS
-                   for m in model.modules())  # fmt: skip

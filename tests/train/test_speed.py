@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from divekit.models import create_model
-from divekit.train.trainer import _use_channels_last
+from divekit.train.speed import use_channels_last
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -18,11 +18,11 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def test_cpu_default(name, expected):
     with torch.device("meta"):
         model = create_model(name)
-    assert _use_channels_last(None, model, CPU) is expected
+    assert use_channels_last(None, model, CPU) is expected
 
 
 def test_explicit_choice_and_other_devices():
     with torch.device("meta"):
         model = create_model("lenet-bn")
-    assert _use_channels_last(True, model, CPU) is True
-    assert _use_channels_last(None, create_model("alexnet", image_size=67), CUDA) is False
+    assert use_channels_last(True, model, CPU) is True
+    assert use_channels_last(None, create_model("alexnet", image_size=67), CUDA) is False
