@@ -28,8 +28,9 @@ def test_bench_cli_for_a_convolutional_model(capsys):
 
 @pytest.mark.parametrize("model, unit", [("gru-lm", "tokens"), ("transformer", "tokens")])
 def test_bench_feeds_sequence_models(model, unit):
-    rows, _, work = run_bench(model, batch_size=4, options=("fp32",), seconds=0.1)
+    rows, _, work = run_bench(model, batch_size=4, options=("fp32", "channels-last"), seconds=0.1)
     assert work.unit == unit and rows[0].train_per_s > 0 and rows[0].train_flops_per_example > 0
+    assert [r.option for r in rows] == ["fp32"]  # channels-last is for convolutional models
 
 
 def test_bad_bench_arguments(capsys):

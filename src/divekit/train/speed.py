@@ -7,6 +7,7 @@ rules (and the measurements behind them) live in one place.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 from torch import nn
@@ -53,3 +54,10 @@ def wrap_ddp(net: nn.Module, dist: DistContext, device: torch.device) -> nn.Modu
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(net, device_ids=ids)
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)``, without the C++-extension loader's warning that a CPU-only machine has no
+    CUDA runtime (true, expected, and not actionable)."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile(model)

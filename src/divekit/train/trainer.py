@@ -34,7 +34,7 @@ from divekit.train.metrics import write_curves, write_metrics
 from divekit.train.optim import build_optimizer, build_scheduler
 from divekit.train.progress import EpochBar, postfix, summary_line
 from divekit.train.signals import stop_requests
-from divekit.train.speed import autocast, grad_scaler, use_channels_last, wrap_ddp
+from divekit.train.speed import autocast, compile_model, grad_scaler, use_channels_last, wrap_ddp
 from divekit.train.task import Runtime, Task
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
@@ -132,7 +132,7 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = torch.compile(self.model) if tc.compile else self.model
+        self.net = compile_model(self.model) if tc.compile else self.model
         self.train_net = wrap_ddp(self.net, self.dist, self.device)
         self.loader = task.train_batches(seed=tc.seed)
         self.steps_per_epoch = len(self.loader)
