@@ -1,19 +1,26 @@
-"""Offline fine-tuning demonstration (notes §5): pretrain on MNIST, fine-tune on small Fashion-MNIST sets.
+"""Offline fine-tuning demonstration (notes §5): pretrain on one task, fine-tune on a small other one.
 
-1. Pretrain ResNet-18 (the book's layout, 32x32 inputs) on all 60,000 MNIST digits.
-2. For each Fashion-MNIST training subset size, train for the same number of
-   epochs three ways, and report the test accuracy on all 10,000 test images:
-   - ``scratch``: Xavier initialisation, the book's ResNet-18 learning rate (and,
-     as a control, the fine-tuning runs' backbone learning rate 0.01);
-   - ``fine-tune``: the MNIST weights, a new Xavier head trained 10x faster;
-   - ``fine-tune, frozen``: the MNIST weights, only the new head trained.
+Two experiments, ResNet-18 (the book's layout) at 32x32:
 
-Everything is local: the data comes from ``--mnist`` and ``--fashion-mnist``.
+- ``fashion-split``: pretrain on Fashion-MNIST's classes 0-5 (T-shirt, trouser,
+  pullover, dress, coat, sandal; all 36,000 training images), then learn
+  classes 6-9 (shirt, sneaker, bag, ankle boot) from a small subset;
+- ``mnist``: pretrain on the 60,000 MNIST digits, then learn all of
+  Fashion-MNIST from a small subset.
 
-Usage::
+For each subset size, every method trains for the same number of epochs and is
+scored on the whole test split of the target classes:
 
-    python benchmarks/finetune_demo.py --mnist /work/shared/data/mnist \\
-        --fashion-mnist /work/shared/data/fashion-mnist --out runs/finetune-demo
+- ``scratch``: Xavier initialisation at the book's ResNet-18 learning rate 0.05;
+- ``scratch, lr 0.01``: the same at the fine-tuning runs' learning rate (a control);
+- ``fine-tune``: the pretrained weights, a new Xavier head trained 10x faster (the notes' recipe);
+- ``fine-tune, frozen backbone``: the pretrained weights, only the new head trained.
+
+Everything is local. Results go to ``OUT/summary.json``; a rerun reuses the
+pretraining run and the finished rows (``--methods`` runs only the named ones).
+
+    python benchmarks/finetune_demo.py fashion-split --fashion-mnist ../shared/data/fashion-mnist
+    python benchmarks/finetune_demo.py mnist --mnist ../shared/data/mnist --fashion-mnist ../shared/data/fashion-mnist
 """
 
 from __future__ import annotations
@@ -28,12 +35,19 @@ from divekit.train import resolve_config, train
 
 MODEL = "resnet18"
 COMMON = {"task.resize": 32, "data.batch_size": 64, "train.progress": False}
-# label -> overrides for the Fashion-MNIST runs (model.weights is filled in with the pretrained run).
+# label -> (uses the pretrained weights, overrides)
 METHODS = {
-    "scratch": {"optim.lr": 0.05, "model.init": "xavier"},
-    "scratch, lr 0.01": {"optim.lr": 0.01, "model.init": "xavier"},
-    "fine-tune": {"optim.lr": 0.01, "model.head_lr_mult": 10.0},
-    "fine-tune, frozen backbone": {"optim.lr": 0.01, "model.head_lr_mult": 10.0, "model.freeze_backbone": True},
+    "scratch": (False, {"optim.lr": 0.05, "model.init": "xavier"}),
+    "scratch, lr 0.01": (False, {"optim.lr": 0.01, "model.init": "xavier"}),
+    "fine-tune": (True, {"optim.lr": 0.01, "model.head_lr_mult": 10.0}),
+    "fine-tune, frozen backbone": (True, {"optim.lr": 0.01, "model.head_lr_mult": 10.0,
+                                          "model.freeze_backbone": True}),
+}
+# experiment -> (pretraining data, its overrides), (target data, its overrides)
+EXPERIMENTS = {
+    "fashion-split": (("fashion-mnist", {"task.classes": [0, 1, 2, 3, 4, 5]}),
+                      ("fashion-mnist", {"task.classes": [6, 7, 8, 9]})),
+    "mnist": (("mnist", {}), ("fashion-mnist", {})),
 }
 
 
@@ -48,43 +62,55 @@ def run(out: Path, data: str, data_dir: str, overrides: dict, threads: int | Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", required=True, help="folder with the MNIST IDX files")
+    parser.add_argument("experiment", choices=list(EXPERIMENTS))
+    parser.add_argument("--mnist", help="folder with the MNIST IDX files (experiment mnist)")
     parser.add_argument("--fashion-mnist", required=True, help="folder with the Fashion-MNIST IDX files")
-    parser.add_argument("--out", default="runs/finetune-demo")
+    parser.add_argument("--out", help="default: runs/finetune-EXPERIMENT")
     parser.add_argument("--pretrain-epochs", type=int, default=1)
-    parser.add_argument("--pretrain-subset", type=int, help="pretrain on this many MNIST images (a quick check)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of every Fashion-MNIST run")
+    parser.add_argument("--pretrain-subset", type=int, help="pretrain on this many images (a quick check)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every fine-tuning and scratch run")
     parser.add_argument("--subsets", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--methods", nargs="*", choices=list(METHODS), help="only these (default: all); "
-                        "an existing pretraining run and earlier results in OUT/summary.json are reused")
+    parser.add_argument("--methods", nargs="*", choices=list(METHODS), help="only these (default: all)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    pretrained = out / "pretrain-mnist"
-    pretrain = {"optim.lr": 0.05, "model.init": "xavier", "train.epochs": args.pretrain_epochs,
-                "task.train_subset": args.pretrain_subset}  # fmt: skip
+    (source, source_overrides), (target, target_overrides) = EXPERIMENTS[args.experiment]
+    folders = {"mnist": args.mnist, "fashion-mnist": args.fashion_mnist}
+    if folders[source] is None:
+        parser.error(f"the {args.experiment} experiment needs --{source}")
+    out = Path(args.out or f"runs/finetune-{args.experiment}")
+    pretrained = out / f"pretrain-{source}"
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     if "pretrain" not in summary:
-        summary["pretrain"] = run(pretrained, "mnist", args.mnist, pretrain, args.threads)
+        pretrain = {"optim.lr": 0.05, "model.init": "xavier", "train.epochs": args.pretrain_epochs,
+                    "task.train_subset": args.pretrain_subset, **source_overrides}  # fmt: skip
+        summary["pretrain"] = run(pretrained, source, folders[source], pretrain, args.threads)
     print(json.dumps({"pretrain": summary["pretrain"]}), flush=True)
     for size in args.subsets:
-        for label, overrides in METHODS.items():
-            if args.methods and label not in args.methods:
+        for label, (uses_weights, overrides) in METHODS.items():
+            if args.methods and label not in args.methods or f"{size} {label}" in summary:
                 continue
-            extra = {"task.train_subset": size, "train.epochs": args.epochs, **overrides}
-            if label != "scratch":
+            extra = {"task.train_subset": size, "train.epochs": args.epochs, **target_overrides, **overrides}
+            if uses_weights:
                 extra["model.weights"] = str(pretrained)
-            folder = out / f"fmnist-{size}-{label.replace(', ', '-').replace(' ', '-')}"
-            summary[f"{size} {label}"] = run(folder, "fashion-mnist", args.fashion_mnist, extra, args.threads)
+            folder = out / f"{target}-{size}-{label.replace(', ', '-').replace(' ', '-')}"
+            summary[f"{size} {label}"] = run(folder, target, folders[target], extra, args.threads)
             print(json.dumps({f"{size} {label}": summary[f"{size} {label}"]}), flush=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("| Fashion-MNIST training images | method | test acc (last epoch) | best epoch's test acc | time |")
-    print("|---|---|---|---|---|")
-    for key, row in sorted(summary.items(), key=lambda kv: int(kv[0].split()[0]) if kv[0] != "pretrain" else 0):
-        if key != "pretrain":
-            size, label = key.split(" ", 1)
-            print(f"| {size} | {label} | {row['test_acc']:.3f} | {row['best_test_acc']:.3f} | {row['seconds']:.0f} s |")
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(table(summary))
     return 0
+
+
+def table(summary: dict) -> str:
+    lines = ["| training images | method | test acc (last epoch) | best epoch's test acc | train acc | time |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    order = {label: i for i, label in enumerate(METHODS)}
+    rows = [key.split(" ", 1) for key in summary if key != "pretrain"]
+    for size, label in sorted(rows, key=lambda row: (int(row[0]), order.get(row[1], len(order)))):
+        key = f"{size} {label}"
+        r = summary[key]
+        lines.append(f"| {size} | {label} | {r['test_acc']:.3f} | {r['best_test_acc']:.3f} | {r['train_acc']:.3f} | "
+                     f"{r['seconds']:.0f} s |")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ class Flag:
     choices: tuple[str, ...] | None = None
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
+
+
 TRAIN_FLAGS = (
     # data
     Flag("--data", "data.name", str, "data set (see `divekit data list`; default: the model's own)"),
@@ -60,6 +67,7 @@ TRAIN_FLAGS = (
     Flag("--augment", "task.augment", lambda text: [t for t in text.split(",") if t],
          "training augmentations, comma-separated: flip, crop, color"),
     Flag("--train-subset", "task.train_subset", int, "train on a fixed random subset of this many images"),
+    Flag("--classes", "task.classes", _int_list, "keep only these class indices, comma-separated (relabelled 0, 1, ...)"),
     Flag("--num-steps", "task.num_steps", int, "time steps per subsequence (language models)"),
     Flag("--token", "task.token", str, "token type (language models)", ("char", "word")),
     Flag("--sampling", "task.sampling", str, "minibatch sampling (language models)", ("sequential", "random")),
@@ -89,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model builder option, e.g. --option dropout=0.5 (repeatable)")  # fmt: skip
     for flag in TRAIN_FLAGS:
-        p.add_argument(flag.name, type=flag.type, choices=flag.choices, help=flag.help, dest=_dest(flag.key))
+        p.add_argument(flag.name, type=flag.type, choices=flag.choices, help=flag.help, dest=_dest(flag.key),
+                       metavar=None if flag.choices else _metavar(flag))  # fmt: skip
     for name, key, help_text in SWITCHES:
         p.add_argument(name, action="store_true", default=None, help=help_text, dest=_dest(key))
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, dest=_dest("train.channels_last"),
@@ -123,6 +132,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--format", choices=("safetensors", "pt"), default="safetensors")
     x.add_argument("--checkpoint", choices=("best", "last"), default="best")
     x.set_defaults(handler=run_export)
+
+
+def _metavar(flag: Flag) -> str:
+    """``N`` for counts, ``X`` for real numbers, else the flag's own name (``--data-dir DATA_DIR``)."""
+    if flag.type is int:
+        return "N"
+    if flag.type is float:
+        return "X"
+    return flag.name.lstrip("-").replace("-", "_").upper()
 
 
 def _dest(key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ class ImageTaskConfig:
             subset fixed by ``subset_seed`` (to study small data, e.g. fine-tuning).
         subset_seed: chooses the subset; independent of ``train.seed`` so
             runs with different seeds see the same images.
+        classes: train and test on these class indices only, relabelled
+            0, 1, ... in the order given (to split one data set into a
+            pretraining and a fine-tuning task); default all classes.
         augment: training-time augmentations, from ``flip``, ``crop`` and
             ``color`` (a list, or one comma-separated string); see
             :class:`divekit.data.augment.BatchAugment`.
@@ -38,6 +42,7 @@ class ImageTaskConfig:
     resize: int | None = None
     train_subset: int | None = None
     subset_seed: int = 0
+    classes: list[int] | None = None
     augment: list[str] | str = field(default_factory=list)
     crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
     color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])
@@ -65,6 +70,25 @@ def to_model_input(
     return X
 
 
+def select_classes(data: ImageClassificationData, classes: list[int] | None) -> ImageClassificationData:
+    """``data`` restricted to ``classes``, relabelled 0, 1, ... in the order given (all of it for ``None``)."""
+    if classes is None:
+        return data
+    n = len(data.class_names)
+    if len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c < n for c in classes):
+        raise ConfigError(f"classes must be two or more distinct class indices in 0..{n - 1}, got {classes}")
+    new_label = torch.full((n,), -1, dtype=torch.long)
+    new_label[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def keep(split: ImageSplit) -> ImageSplit:
+        labels = new_label[split.labels.long()]
+        mask = labels >= 0
+        return ImageSplit(split.images[mask], labels[mask])
+
+    return dataclasses.replace(data, train=keep(data.train), test=keep(data.test),
+                               class_names=tuple(data.class_names[c] for c in classes))  # fmt: skip
+
+
 def _subset(split: ImageSplit, size: int | None, *, seed: int) -> ImageSplit:
     """``size`` examples of ``split`` drawn at random (kept in their original order), or all of it."""
     if size is None:
@@ -85,16 +109,16 @@ class ImageClassificationTask(Task):
 
     def __init__(self, data: ImageClassificationData, config: ImageTaskConfig, *,
                  batch_size: int, eval_batch_size: int, model_entry: ModelEntry) -> None:  # fmt: skip
-        self.data = data
+        self.data = select_classes(data, config.classes)
         self.config = config
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        native = data.image_size[0]
+        native = self.data.image_size[0]
         model_size = model_entry.input_size[-1] if model_entry.input_size else None
         self.size = config.resize or model_size or native
         if self.size < 1:
             raise ConfigError(f"resize must be a positive side length, got {self.size}")
-        self.train_split = _subset(data.train, config.train_subset, seed=config.subset_seed)
+        self.train_split = _subset(self.data.train, config.train_subset, seed=config.subset_seed)
         names = parse_augment(config.augment)
         self.augment = BatchAugment(names, size=self.size, crop_scale=config.crop_scale,
                                     jitter=config.color_jitter) if names else None  # fmt: skip
