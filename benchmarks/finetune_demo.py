@@ -16,8 +16,10 @@ scored on the whole test split of the target classes:
 - ``fine-tune``: the pretrained weights, a new Xavier head trained 10x faster (the notes' recipe);
 - ``fine-tune, frozen backbone``: the pretrained weights, only the new head trained.
 
-Everything is local. Results go to ``OUT/summary.json``; a rerun reuses the
-pretraining run and the finished rows (``--methods`` runs only the named ones).
+With ``--seeds``, each size is drawn several times (``task.subset_seed``) and
+the table gives the mean and the range over the draws. Everything is local.
+Results go to ``OUT/summary.json``; a rerun reuses the pretraining run and the
+finished rows (``--methods`` runs only the named ones).
 
     python benchmarks/finetune_demo.py fashion-split --fashion-mnist ../shared/data/fashion-mnist
     python benchmarks/finetune_demo.py mnist --mnist ../shared/data/mnist --fashion-mnist ../shared/data/fashion-mnist
@@ -30,6 +32,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from statistics import mean
 
 from divekit.train import resolve_config, train
 
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrain-subset", type=int, help="pretrain on this many images (a quick check)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every fine-tuning and scratch run")
     parser.add_argument("--subsets", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="subset draws per size")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--methods", nargs="*", choices=list(METHODS), help="only these (default: all)")
     args = parser.parse_args(argv)
@@ -80,36 +84,47 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or f"runs/finetune-{args.experiment}")
     pretrained = out / f"pretrain-{source}"
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    summary = {key if " | seed " in key or key == "pretrain" else f"{key} | seed 0": row for key, row in summary.items()}
     if "pretrain" not in summary:
         pretrain = {"optim.lr": 0.05, "model.init": "xavier", "train.epochs": args.pretrain_epochs,
                     "task.train_subset": args.pretrain_subset, **source_overrides}  # fmt: skip
         summary["pretrain"] = run(pretrained, source, folders[source], pretrain, args.threads)
     print(json.dumps({"pretrain": summary["pretrain"]}), flush=True)
     for size in args.subsets:
-        for label, (uses_weights, overrides) in METHODS.items():
-            if args.methods and label not in args.methods or f"{size} {label}" in summary:
-                continue
-            extra = {"task.train_subset": size, "train.epochs": args.epochs, **target_overrides, **overrides}
-            if uses_weights:
-                extra["model.weights"] = str(pretrained)
-            folder = out / f"{target}-{size}-{label.replace(', ', '-').replace(' ', '-')}"
-            summary[f"{size} {label}"] = run(folder, target, folders[target], extra, args.threads)
-            print(json.dumps({f"{size} {label}": summary[f"{size} {label}"]}), flush=True)
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        for seed in args.seeds:
+            for label, (uses_weights, overrides) in METHODS.items():
+                key = f"{size} {label} | seed {seed}"
+                if args.methods and label not in args.methods or key in summary:
+                    continue
+                extra = {"task.train_subset": size, "task.subset_seed": seed, "train.epochs": args.epochs,
+                         **target_overrides, **overrides}  # fmt: skip
+                if uses_weights:
+                    extra["model.weights"] = str(pretrained)
+                name = f"{target}-{size}-{label.replace(', ', '-').replace(' ', '-')}" + (f"-seed{seed}" if seed else "")
+                summary[key] = run(out / name, target, folders[target], extra, args.threads)
+                print(json.dumps({key: summary[key]}), flush=True)
+                (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(table(summary))
     return 0
 
 
 def table(summary: dict) -> str:
-    lines = ["| training images | method | test acc (last epoch) | best epoch's test acc | train acc | time |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    """Mean (and range, over subset draws) of each size and method."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for key, row in summary.items():
+        if key != "pretrain":
+            size, label = key.split(" | ")[0].split(" ", 1)
+            groups.setdefault((int(size), label), []).append(row)
+    lines = ["| training images | method | draws | test acc, last epoch: mean (range) | best epoch's test acc: mean | "
+             "train acc | time per run |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     order = {label: i for i, label in enumerate(METHODS)}
-    rows = [key.split(" ", 1) for key in summary if key != "pretrain"]
-    for size, label in sorted(rows, key=lambda row: (int(row[0]), order.get(row[1], len(order)))):
-        key = f"{size} {label}"
-        r = summary[key]
-        lines.append(f"| {size} | {label} | {r['test_acc']:.3f} | {r['best_test_acc']:.3f} | {r['train_acc']:.3f} | "
-                     f"{r['seconds']:.0f} s |")  # fmt: skip
+    for size, label in sorted(groups, key=lambda g: (g[0], order.get(g[1], len(order)))):
+        rows = groups[size, label]
+        last = [r["test_acc"] for r in rows]
+        spread = f" ({min(last):.3f}-{max(last):.3f})" if len(rows) > 1 else ""
+        lines.append(f"| {size} | {label} | {len(rows)} | {mean(last):.3f}{spread} | "
+                     f"{mean(r['best_test_acc'] for r in rows):.3f} | {mean(r['train_acc'] for r in rows):.3f} | "
+                     f"{mean(r['seconds'] for r in rows):.0f} s |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -122,11 +122,12 @@ def default_threads(local_world_size: int = 1) -> int:
 
     PyTorch starts one thread per core. When another process keeps a core
     busy, its threads wait on each other at every operation and small models
-    can run 10-60x slower. So the default takes the cores this process may
-    use, divides them among the processes of a distributed run on this
-    machine, and leaves out the cores other work keeps busy: measured now
-    from ``/proc/stat`` where it exists, else from the 1-minute load average
-    (which lags). ``--threads`` overrides it.
+    run several times slower (LeNet: 2.5x on 2 cores; see
+    benchmarks/threads_pitfall.py). So the default takes the cores this
+    process may use, divides them among the processes of a distributed run
+    on this machine, and leaves out the cores other work keeps busy:
+    measured now from ``/proc/stat`` where it exists, else from the
+    1-minute load average (which lags). ``--threads`` overrides it.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = max(1, cores // max(1, local_world_size))
