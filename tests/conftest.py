@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers import serve_folder
+
 @pytest.fixture(autouse=True)
 def _isolated_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the data cache at a temporary folder; no test downloads from the internet."""
@@ -16,3 +18,12 @@ def _isolated_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A local mirror: ``tmp_path/served`` over HTTP on 127.0.0.1; yields (folder, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    with serve_folder(served) as url:
+        yield served, url

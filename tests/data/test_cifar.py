@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import pickle
 import struct
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -188,21 +185,6 @@ def test_truncated_and_missing_files(tmp_path):
     (tmp_path / cifar.ARCHIVE.name).write_bytes(b"not a tar file")
     with pytest.raises(DataError, match="corrupt or truncated archive"):
         load_dataset("cifar-10", data_dir=tmp_path)
-
-
-@pytest.fixture
-def http_folder(tmp_path):
-    """Serve tmp_path/www over HTTP on 127.0.0.1; yields (folder, base URL)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_opt_in_download_checks_the_checksum(tmp_path, http_folder, monkeypatch):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from functools import partial
 
 import pytest
 
@@ -61,21 +58,8 @@ def test_timemachine_without_file_says_how_to_get_it(tmp_path):
         load_dataset("timemachine", data_dir=str(tmp_path))
 
 
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def test_download_checks_the_checksum_before_keeping_the_file(server, tmp_path, monkeypatch):
-    root, url = server
+def test_download_checks_the_checksum_before_keeping_the_file(http_folder, tmp_path, monkeypatch):
+    root, url = http_folder
     text = b"The Time Traveller (for so it will be convenient to speak of him)\n"
     (root / "timemachine.txt").write_bytes(text)
     monkeypatch.setattr(corpora, "TIME_MACHINE", RemoteFile("timemachine.txt", hashlib.sha256(text).hexdigest(), ()))

@@ -1,10 +1,7 @@
 import dataclasses
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
-from functools import partial
 
 import pytest
 
@@ -116,21 +113,6 @@ def _write_zip(path, members: dict[str, str]) -> bytes:
             zf.writestr(name, text)
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
-
-
-@pytest.fixture
-def http_folder(tmp_path):
-    """Serve ``tmp_path/served`` over HTTP on 127.0.0.1; yield (folder, base URL)."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_opt_in_download_checks_the_sha1_then_unpacks(http_folder, tmp_path, monkeypatch):
