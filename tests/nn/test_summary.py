@@ -86,6 +86,7 @@ def test_cli_table_and_json(capsys):
     (["vgg11-narrow", "--input-size", "1,8,8"], "too small"),
     (["lenet-bn", "--input-size", "1,x"], "positive integers"),
     (["lenet-bn", "--option", "norm=batch"], "unknown batch-norm kind"),
+    (["lenet-bn", "--option", "norm"], "--option expects KEY=VALUE"),
     (["nope"], "unknown model"),
 ])  # fmt: skip
 def test_cli_errors_are_one_line(capsys, args, message):

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from divekit.cli.info import parse_size
+from divekit.cli.train import split_assignment
 from divekit.config import parse_value
 from divekit.errors import ConfigError
 
@@ -25,17 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, default=3, help="deepest nesting level to show (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(handler=run_summary)
-
-
-def parse_input_size(text: str) -> tuple[int, ...]:
-    """``"1,28,28"`` -> ``(1, 28, 28)``, refusing anything but positive integers."""
-    try:
-        size = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        size = ()
-    if not size or any(n < 1 for n in size):
-        raise ConfigError(f"--input-size expects positive integers separated by commas, e.g. 1,28,28; got {text!r}")
-    return size
 
 
 def model_summary(name: str, *, input_size: tuple[int, ...] | None = None, num_classes: int | None = None,
@@ -70,11 +61,9 @@ def run_summary(args: argparse.Namespace) -> int:
         raise ConfigError(f"--depth must be >= 0, got {args.depth}")
     options = {}
     for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = parse_value(value.strip())
-    size = parse_input_size(args.input_size) if args.input_size else None
+        key, value = split_assignment(item, "--option")
+        options[key] = parse_value(value)
+    size = parse_size(args.input_size) if args.input_size else None
     result = model_summary(args.model, input_size=size, num_classes=args.num_classes, options=options, depth=args.depth)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result)
     return 0

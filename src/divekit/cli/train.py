@@ -154,15 +154,16 @@ def explicit_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_progress:
         overrides["train.progress"] = False
     for item in args.set:
-        key, value = _split_assignment(item, "--set")
+        key, value = split_assignment(item, "--set")
         overrides[key] = parse_value(value)
     for item in args.option:
-        key, value = _split_assignment(item, "--option")
+        key, value = split_assignment(item, "--option")
         overrides[f"model.options.{key}"] = parse_value(value)
     return overrides
 
 
-def _split_assignment(item: str, flag: str) -> tuple[str, str]:
+def split_assignment(item: str, flag: str) -> tuple[str, str]:
+    """``"key=value"`` -> ``("key", "value")``; anything else is one error naming ``flag``."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
