@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from divekit.train import resolve_config, train
+from divekit.runs import resolve_config, train
 
 # label -> (model, book resize, book lr, book batch, book test accuracy after 10 epochs)
 BOOK = {

@@ -42,8 +42,8 @@ PREFIXES = ("time traveller", "traveller")
 
 def run_row(row: str, *, data_dir: str, out: Path, epochs: int, threads: int) -> dict:
     """Train one row of the table; return its results (also written to ``out/<row>.json``)."""
-    from divekit.train import resolve_config, train
-    from divekit.train.generate import TextGenerator
+    from divekit.runs import resolve_config, train
+    from divekit.inference.generate import TextGenerator
 
     label, model, options, lr, book = ROWS[row]
     overrides = {"data.data_dir": data_dir, "task.max_tokens": 10_000, "data.batch_size": 32, "task.num_steps": 35,

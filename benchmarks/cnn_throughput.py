@@ -39,7 +39,7 @@ from divekit.data import load_dataset
 from divekit.data.loader import TensorBatches
 from divekit.models import create_model, get_model_entry
 from divekit.nn.init import apply_init
-from divekit.train.classification import to_model_input
+from divekit.tasks.classification import to_model_input
 
 # model -> (book input size, batch size measured); the 224x224 models at batch 64 to fit the CPU budget.
 MODELS = {

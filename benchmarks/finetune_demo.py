@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from statistics import mean
 
-from divekit.train import resolve_config, train
+from divekit.runs import resolve_config, train
 
 MODEL = "resnet18"
 COMMON = {"task.resize": 32, "data.batch_size": 64, "train.progress": False}

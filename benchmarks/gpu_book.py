@@ -35,7 +35,7 @@ from book_table import BOOK  # noqa: E402  (label -> model, resize, lr, batch, b
 from char_lm_table import ROWS as LM_ROWS  # noqa: E402  (row -> label, model, options, lr, book perplexity)
 from translation_results import BOOK_SENTENCES  # noqa: E402
 from divekit.io import atomic_write_json, atomic_write_text  # noqa: E402
-from divekit.train import resolve_config, train  # noqa: E402
+from divekit.runs import resolve_config, train  # noqa: E402
 
 CNN_ROWS = {"LeNet": ("lenet", 28, 0.9, 256, 0.779), **BOOK}  # the book's LeNet: sigmoid, lr 0.9, batch 256
 TRANSLATION_MODELS = ("seq2seq", "seq2seq-attention", "transformer")
@@ -79,7 +79,7 @@ def lm_row(row: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 def translation_row(model: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from divekit.train.translate import Translator
+    from divekit.inference.translate import Translator
 
     overrides = {"data.data_dir": args.fra_eng, "train.device": args.device, "train.progress": False}
     if args.dry_run:

@@ -49,7 +49,7 @@ def conventional_epoch(model: nn.Module, root: Path, batch_size: int, workers: i
 
 def divekit_epoch(data_dir: str, threads: int, seed: int) -> tuple[float, float, float]:
     """One epoch through divekit's trainer; return (seconds, test accuracy, training-step examples/s)."""
-    from divekit.train import resolve_config, train
+    from divekit.runs import resolve_config, train
 
     config = resolve_config("lenet", data="fashion-mnist", overrides={
         "data.data_dir": data_dir, "train.epochs": 1, "train.threads": threads,

@@ -118,8 +118,8 @@ def divekit_lstm_epoch(trainer) -> float:
 
 def make_trainer(text_lines: list[str], *, max_tokens: int, num_hiddens: int, batch_size: int, num_steps: int):
     from divekit.data.corpora import TextCorpus
-    from divekit.train.run import build_model, build_task, resolve_config
-    from divekit.train.trainer import Trainer
+    from divekit.runs.run import build_model, build_task, resolve_config
+    from divekit.engine.trainer import Trainer
 
     config = resolve_config("lstm-lm", data="pydoc", overrides={
         "task.max_tokens": max_tokens, "model.options.num_hiddens": num_hiddens, "data.batch_size": batch_size,

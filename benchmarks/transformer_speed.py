@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 
 from divekit.models import create_model
-from divekit.train.decoding import greedy_decode
-from divekit.train.seq2seq import masked_softmax_cross_entropy, teacher_forcing_inputs
+from divekit.inference.decoding import greedy_decode
+from divekit.tasks.seq2seq import masked_softmax_cross_entropy, teacher_forcing_inputs
 
 SIZES = {  # name: model options, batch size, sequence length
     "book (d=32, 4 heads, T=10)": ({"num_hiddens": 32, "ffn_num_hiddens": 64, "num_heads": 4}, 64, 10),

@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from divekit.train.run import resolve_config, train
-from divekit.train.translate import Translator
+from divekit.runs.run import resolve_config, train
+from divekit.inference.translate import Translator
 
 BOOK_SENTENCES = {"go .": "va !", "i lost .": "j'ai perdu .", "he's calm .": "il est calme .",
                   "i'm home .": "je suis chez moi ."}  # fmt: skip
@@ -87,8 +87,8 @@ def beam_bleu(folder: Path, *, beam_sizes: list[int], data_dir: str | None) -> d
     """Corpus BLEU of the run's best checkpoint on its held-out split, decoding with each beam size."""
     from divekit.data import load_dataset
     from divekit.data.translation import detokenize_nmt
-    from divekit.train.bleu import corpus_bleu
-    from divekit.train.run import read_run_config
+    from divekit.inference.bleu import corpus_bleu
+    from divekit.runs.run import read_run_config
 
     config = read_run_config(folder)
     data = load_dataset(config.data.name, data_dir=data_dir or config.data.data_dir)

@@ -44,8 +44,8 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 
 def with_callback(monkeypatch: pytest.MonkeyPatch, callback: object) -> type:
-    """Make the next ``divekit.train.train`` call run ``callback``; return the original Trainer class."""
-    from divekit.train import run as run_module
+    """Make the next ``divekit.runs.train`` call run ``callback``; return the original Trainer class."""
+    from divekit.runs import run as run_module
 
     original = run_module.Trainer
 

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from divekit.errors import ConfigError
 from divekit.models.registry import ModelEntry, create_model, get_model_entry, supported_options
-from divekit.train.speed import compile_model
+from divekit.engine.speed import compile_model
 
 OPTIONS = ("fp32", "bf16", "channels-last", "compile")
 

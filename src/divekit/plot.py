@@ -101,7 +101,7 @@ def plot_zipf(frequencies: dict[int, Sequence[int]], path: str | os.PathLike, *,
 
 
 def plot_forecast(result: Any, path: str | os.PathLike) -> None:
-    """Two panels from a :class:`~divekit.train.series.Forecast` (notes §6.1).
+    """Two panels from a :class:`~divekit.tasks.regression.Forecast` (notes §6.1).
 
     Top: the data with the one-step and the multistep predictions. Bottom:
     the k-step-ahead predictions, where the errors accumulate with ``k``.

@@ -6,7 +6,7 @@ import torch
 from divekit.errors import ConfigError
 from divekit.models import create_model, list_models
 from divekit.nn.attention import record_attention
-from divekit.train.decoding import greedy_decode
+from divekit.inference.decoding import greedy_decode
 
 SEQ2SEQ = list_models("seq2seq")
 SRC_V, TGT_V = 13, 11

@@ -4,7 +4,7 @@ PyTorch initialises kernels and thread pools lazily; without this, every
 forked trial pays for that in its first epoch.
 """
 
-from divekit.train import resolve_config, train
+from divekit.runs import resolve_config, train
 
 train(resolve_config("mlp", overrides={"train.epochs": 1, "train.progress": False, "train.threads": 1}),
       write=False, log=lambda message: None)  # fmt: skip

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from divekit.io import DiskWriteError, load
-from divekit.train import Callback, resolve_config, resume, train
-from divekit.train import run as run_module
+from divekit.engine.trainer import Callback
+from divekit.runs import resolve_config, resume, train
+from divekit.runs import run as run_module
 from tests.helpers import with_callback
 
 OVERRIDES = {"train.epochs": 3, "train.progress": False}

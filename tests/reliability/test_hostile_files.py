@@ -12,8 +12,8 @@ from PIL import Image
 from divekit.cli import main
 from divekit.errors import CheckpointError, ConfigError, DataError
 from divekit.io import load, save
-from divekit.train import load_run, resolve_config, train
-from divekit.train.predict import load_image
+from divekit.runs import load_run, resolve_config, train
+from divekit.inference.predict import load_image
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_truncated_png(tmp_path):
 
 def test_predict_streams_lazily(run_dir, tmp_path):
     """Images are decoded a batch at a time: a bad file late in the stream fails only when reached."""
-    from divekit.train.predict import predict_images
+    from divekit.inference.predict import predict_images
 
     good = tmp_path / "good.png"
     Image.new("L", (8, 8), 200).save(good)

@@ -116,7 +116,7 @@ def _open_prompts(path: str):
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from divekit.train.generate import TextGenerator
+    from divekit.inference.generate import TextGenerator
 
     if not args.prefix and not args.prompts:
         raise ConfigError('give text to continue with --prefix "time traveller" or --prompts FILE')
@@ -147,8 +147,8 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_forecast(args: argparse.Namespace) -> int:
     from divekit.data import load_dataset
     from divekit.plot import plot_forecast
-    from divekit.train.run import load_run
-    from divekit.train.series import forecast
+    from divekit.runs.run import load_run
+    from divekit.tasks.regression import forecast
 
     if not args.steps or min(args.steps) < 1:
         raise ConfigError("--steps must be positive integers, e.g. --steps 1 4 16 64")

@@ -8,7 +8,7 @@ from typing import Any
 
 from divekit.cli.info import parse_size
 from divekit.cli.train import split_assignment
-from divekit.config import parse_value
+from divekit.schema import parse_value
 from divekit.errors import ConfigError
 
 

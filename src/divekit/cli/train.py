@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from divekit.config import parse_value
+from divekit.schema import parse_value
 from divekit.errors import ConfigError
 
 
@@ -171,7 +171,7 @@ def split_assignment(item: str, flag: str) -> tuple[str, str]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from divekit.train.run import read_run_config, resolve_config, resume, train
+    from divekit.runs.run import read_run_config, resolve_config, resume, train
 
     if args.nproc is not None:
         return launch_torchrun(args.nproc)
@@ -239,7 +239,7 @@ def print_result(result: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from divekit.train.run import evaluate_run
+    from divekit.runs.run import evaluate_run
 
     metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir)
     if not metrics:
@@ -253,7 +253,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from divekit.train.predict import expand_image_paths, predict_images
+    from divekit.inference.predict import expand_image_paths, predict_images
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
@@ -268,7 +268,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from divekit.train.export import export_weights
+    from divekit.runs.export import export_weights
 
     print(export_weights(args.run_dir, args.out, fmt=args.format, which=args.checkpoint))
     return 0

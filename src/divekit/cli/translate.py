@@ -84,8 +84,8 @@ def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:
 
 def run_translate(args: argparse.Namespace) -> int:
     from divekit.data.translation import detokenize_nmt, preprocess_nmt
-    from divekit.train.bleu import bleu_from_stats, bleu_stats
-    from divekit.train.translate import Translator
+    from divekit.inference.bleu import bleu_from_stats, bleu_stats
+    from divekit.inference.translate import Translator
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -126,7 +126,7 @@ def _slug(text: str) -> str:
 
 def run_attention(args: argparse.Namespace) -> int:
     from divekit.plot_attention import attention_heatmaps
-    from divekit.train.translate import Translator
+    from divekit.inference.translate import Translator
 
     translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
     maps = translator.attention_maps(args.sentence, max_len=args.max_len)
@@ -148,7 +148,7 @@ def run_attention(args: argparse.Namespace) -> int:
 
 
 def run_kernel_regression(args: argparse.Namespace) -> int:
-    from divekit.train.kernel_regression import run_kernel_regression as run
+    from divekit.demos.kernel_regression import run_kernel_regression as run
 
     if args.epochs < 0 or not args.lr > 0:
         raise ConfigError("--epochs must be >= 0 and --lr > 0")

@@ -1,0 +1,1 @@
+"""The training engine: the model-agnostic trainer, checkpoints, distribution, speed options."""

@@ -1,0 +1,1 @@
+"""Inference with trained runs: decoding, text generation, translation, image prediction, BLEU."""

@@ -1,0 +1,102 @@
+"""Classify image files with a trained run, streaming them in batches.
+
+Memory stays bounded however many files are given: images are decoded one
+batch at a time. Each file is checked before it is decoded: it must exist,
+be an image PIL can identify, and not be a decompression bomb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from divekit.errors import ConfigError, DataError
+from divekit.tasks.classification import to_model_input
+from divekit.runs.run import load_run
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+MAX_PIXELS = 64 * 1024 * 1024  # far above any photo; refuses decompression bombs before decoding
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top classes of one image, most probable first."""
+
+    path: Path
+    top: list[tuple[str, float]]
+
+
+def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; folders replaced by the image files inside them, sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+def load_image(path: Path, *, channels: int, size: int) -> np.ndarray:
+    """Decode ``path`` to uint8 ``(channels, size, size)``, refusing bad or hostile files."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DataError(f"{path}: {width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit "
+                                "(a decompression bomb?); resize it first")  # fmt: skip
+            image = image.convert("L" if channels == 1 else "RGB")
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: not a readable image ({err})") from err
+    except OSError as err:
+        raise DataError(f"{path}: truncated or corrupt image ({err})") from err
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:
+    batch: list[Path] = []
+    for path in paths:
+        batch.append(path)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_images(
+    run_dir: str | Path,
+    paths: Iterable[Path],
+    *,
+    top_k: int = 3,
+    batch_size: int = 256,
+    which: str = "best",
+    device: str = "cpu",
+) -> Iterator[Prediction]:
+    """Yield the ``top_k`` classes of each image, in order, ``batch_size`` images at a time."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    run = load_run(run_dir, which=which, device=device)
+    if run.info.get("kind") != "image-classification":
+        raise ConfigError(f"{run_dir} is a {run.info.get('kind')} run; `predict` classifies images")
+    channels, size, _ = run.info["input_size"]
+    names = run.info["class_names"]
+    k = min(top_k, len(names))
+    dev = next(run.model.parameters()).device
+    for batch in _batches(paths, batch_size):
+        images = torch.from_numpy(np.stack([load_image(p, channels=channels, size=size) for p in batch]))
+        with torch.inference_mode():
+            probs = run.model(to_model_input(images, size=size, device=dev)).softmax(dim=1)
+        values, indices = probs.topk(k, dim=1)
+        for path, v, i in zip(batch, values.tolist(), indices.tolist()):
+            yield Prediction(path, [(names[c], p) for c, p in zip(i, v)])
