@@ -54,10 +54,10 @@ DRY_RUN_SIZES = {"alexnet": 67, "nin": 67, "vgg11-narrow": 32, "resnet18": 32}
 
 def run_row(label: str, size: int, epochs: int, args: argparse.Namespace, out: Path) -> dict:
     model, book_size, lr, batch, book_acc = BOOK[label]
-    overrides = {"data.data_dir": args.data_dir, "task.resize": size, "train.epochs": epochs,
+    overrides = {"data.data_dir": args.data_dir, "task.options.resize": size, "train.epochs": epochs,
                  "train.device": args.device, "train.progress": False, "train.threads": args.threads}  # fmt: skip
     if args.dry_run:
-        overrides.update({"task.resize": DRY_RUN_SIZES.get(model, size), "task.train_subset": 512,
+        overrides.update({"task.options.resize": DRY_RUN_SIZES.get(model, size), "task.options.train_subset": 512,
                           "data.batch_size": 256, "train.epochs": 1})  # fmt: skip
     config = resolve_config(model, data="fashion-mnist", overrides=overrides)
     assert config.optim.lr == lr and (args.dry_run or config.data.batch_size == batch), "recipe differs from the book"

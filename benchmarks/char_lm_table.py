@@ -46,8 +46,8 @@ def run_row(row: str, *, data_dir: str, out: Path, epochs: int, threads: int) ->
     from divekit.inference.generate import TextGenerator
 
     label, model, options, lr, book = ROWS[row]
-    overrides = {"data.data_dir": data_dir, "task.max_tokens": 10_000, "data.batch_size": 32, "task.num_steps": 35,
-                 "task.sampling": "sequential", "optim.optimizer": "sgd", "optim.lr": lr, "optim.clip_grad": 1.0,
+    overrides = {"data.data_dir": data_dir, "task.options.max_tokens": 10_000, "data.batch_size": 32, "task.options.num_steps": 35,
+                 "task.options.sampling": "sequential", "optim.optimizer": "sgd", "optim.lr": lr, "optim.clip_grad": 1.0,
                  "train.epochs": epochs, "train.threads": threads, "train.progress": False, "train.seed": 0}  # fmt: skip
     overrides.update({f"model.options.{k}": v for k, v in options.items()})
     config = resolve_config(model, data="timemachine", overrides=overrides)

@@ -37,7 +37,7 @@ from statistics import mean
 from divekit.runs import resolve_config, train
 
 MODEL = "resnet18"
-COMMON = {"task.resize": 32, "data.batch_size": 64, "train.progress": False}
+COMMON = {"task.options.resize": 32, "data.batch_size": 64, "train.progress": False}
 # label -> (uses the pretrained weights, overrides)
 METHODS = {
     "scratch": (False, {"optim.lr": 0.05, "model.init": "xavier"}),
@@ -48,8 +48,8 @@ METHODS = {
 }
 # experiment -> (pretraining data, its overrides), (target data, its overrides)
 EXPERIMENTS = {
-    "fashion-split": (("fashion-mnist", {"task.classes": [0, 1, 2, 3, 4, 5]}),
-                      ("fashion-mnist", {"task.classes": [6, 7, 8, 9]})),
+    "fashion-split": (("fashion-mnist", {"task.options.classes": [0, 1, 2, 3, 4, 5]}),
+                      ("fashion-mnist", {"task.options.classes": [6, 7, 8, 9]})),
     "mnist": (("mnist", {}), ("fashion-mnist", {})),
 }
 
@@ -59,7 +59,7 @@ def run(out: Path, data: str, data_dir: str, overrides: dict, threads: int | Non
                                                           "train.threads": threads, **overrides})  # fmt: skip
     started = time.perf_counter()
     result = train(config, out_dir=out)
-    return {"test_acc": result.final["test_acc"], "best_test_acc": result.best["test_acc"],
+    return {"test_acc": result.final["test_acc"], "test_acc_at_best_val": (result.best or result.final)["test_acc"],
             "train_acc": result.final["train_acc"], "seconds": time.perf_counter() - started}  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {key if " | seed " in key or key == "pretrain" else f"{key} | seed 0": row for key, row in summary.items()}
     if "pretrain" not in summary:
         pretrain = {"optim.lr": 0.05, "model.init": "xavier", "train.epochs": args.pretrain_epochs,
-                    "task.train_subset": args.pretrain_subset, **source_overrides}  # fmt: skip
+                    "task.options.train_subset": args.pretrain_subset, **source_overrides}  # fmt: skip
         summary["pretrain"] = run(pretrained, source, folders[source], pretrain, args.threads)
     print(json.dumps({"pretrain": summary["pretrain"]}), flush=True)
     for size in args.subsets:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 key = f"{size} {label} | seed {seed}"
                 if args.methods and label not in args.methods or key in summary:
                     continue
-                extra = {"task.train_subset": size, "task.subset_seed": seed, "train.epochs": args.epochs,
+                extra = {"task.options.train_subset": size, "task.options.subset_seed": seed, "train.epochs": args.epochs,
                          **target_overrides, **overrides}  # fmt: skip
                 if uses_weights:
                     extra["model.weights"] = str(pretrained)
@@ -123,7 +123,7 @@ def table(summary: dict) -> str:
         last = [r["test_acc"] for r in rows]
         spread = f" ({min(last):.3f}-{max(last):.3f})" if len(rows) > 1 else ""
         lines.append(f"| {size} | {label} | {len(rows)} | {mean(last):.3f}{spread} | "
-                     f"{mean(r['best_test_acc'] for r in rows):.3f} | {mean(r['train_acc'] for r in rows):.3f} | "
+                     f"{mean(r['test_acc_at_best_val'] for r in rows):.3f} | {mean(r['train_acc'] for r in rows):.3f} | "
                      f"{mean(r['seconds'] for r in rows):.0f} s |")  # fmt: skip
     return "\n".join(lines)
 

@@ -52,15 +52,15 @@ def quiet(message: str) -> None:
 
 def cnn_row(label: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     model, size, lr, batch, book = CNN_ROWS[label]
-    overrides = {"data.data_dir": args.fashion, "task.resize": size, "optim.lr": lr, "data.batch_size": batch,
+    overrides = {"data.data_dir": args.fashion, "task.options.resize": size, "optim.lr": lr, "data.batch_size": batch,
                  "optim.optimizer": "sgd", "model.init": "xavier", "train.epochs": 10, "train.device": args.device,
                  "train.precision": args.precision, "train.channels_last": args.device != "cpu",
                  "train.compile": args.compile, "train.progress": False}  # fmt: skip
     if args.dry_run:
-        overrides |= {"task.resize": min(size, 67), "task.train_subset": 512, "train.epochs": 1}
+        overrides |= {"task.options.resize": min(size, 67), "task.options.train_subset": 512, "train.epochs": 1}
     result = train(resolve_config(model, data="fashion-mnist", overrides=overrides), out_dir=out / model, log=quiet)
     final = result.final
-    return {"label": label, "size": overrides["task.resize"], "lr": lr, "batch": batch, "book": book,
+    return {"label": label, "size": overrides["task.options.resize"], "lr": lr, "batch": batch, "book": book,
             "test_acc": final["test_acc"], "train_acc": final["train_acc"], "epochs": final["epoch"],
             "images_per_s": final["train_examples_per_s"],
             "seconds": sum(r["epoch_time_s"] for r in result.history)}  # fmt: skip
@@ -68,8 +68,8 @@ def cnn_row(label: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 def lm_row(row: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     label, model, options, lr, book = LM_ROWS[row]
-    overrides = {"data.data_dir": args.timemachine, "task.max_tokens": 10_000, "data.batch_size": 32,
-                 "task.num_steps": 35, "task.sampling": "sequential", "optim.optimizer": "sgd", "optim.lr": lr,
+    overrides = {"data.data_dir": args.timemachine, "task.options.max_tokens": 10_000, "data.batch_size": 32,
+                 "task.options.num_steps": 35, "task.options.sampling": "sequential", "optim.optimizer": "sgd", "optim.lr": lr,
                  "optim.clip_grad": 1.0, "train.epochs": 2 if args.dry_run else 500, "train.device": args.device,
                  "train.progress": False, **{f"model.options.{k}": v for k, v in options.items()}}  # fmt: skip
     result = train(resolve_config(model, data="timemachine", overrides=overrides), out_dir=out / row, log=quiet)
@@ -83,7 +83,7 @@ def translation_row(model: str, args: argparse.Namespace, out: Path) -> dict[str
 
     overrides = {"data.data_dir": args.fra_eng, "train.device": args.device, "train.progress": False}
     if args.dry_run:
-        overrides |= {"train.epochs": 2, "task.num_examples": 200, "task.num_test": 20}
+        overrides |= {"train.epochs": 2, "task.options.num_examples": 200, "task.options.num_test": 20}
     result = train(resolve_config(model, data="fra-eng", overrides=overrides), out_dir=out / model, log=quiet)
     translations = Translator.from_run(out / model, which="last", device=args.device).translate_batch(
         list(BOOK_SENTENCES))  # fmt: skip

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from divekit.runs.run import resolve_config, train
+from divekit.runs import resolve_config, train
 from divekit.inference.translate import Translator
 
 BOOK_SENTENCES = {"go .": "va !", "i lost .": "j'ai perdu .", "he's calm .": "il est calme .",
@@ -39,7 +39,7 @@ BOOK_SENTENCES = {"go .": "va !", "i lost .": "j'ai perdu .", "he's calm .": "il
 
 # Held-out fra-eng: one larger size for all three models, the same schedule for all.
 HELDOUT_COMMON = {
-    "task.num_examples": 20_000, "task.num_steps": 12, "data.batch_size": 128, "train.epochs": 15,
+    "task.options.num_examples": 20_000, "task.options.num_steps": 12, "data.batch_size": 128, "train.epochs": 15,
     "optim.lr": 0.002, "optim.schedule": "cosine", "optim.warmup_epochs": 1.0,
 }  # fmt: skip
 HELDOUT_MODELS = {
@@ -53,7 +53,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "heldout": {"data": "fra-eng", "common": HELDOUT_COMMON, "models": HELDOUT_MODELS},
     "numbers": {"data": "numbers-fr", "common": {}, "models": {m: {} for m in HELDOUT_MODELS}},
     # The same with only 1,000 training numbers: composing unseen numbers becomes the hard part.
-    "numbers-1k": {"data": "numbers-fr", "common": {"task.num_examples": 1000, "train.epochs": 100},
+    "numbers-1k": {"data": "numbers-fr", "common": {"task.options.num_examples": 1000, "train.epochs": 100},
                    "models": {m: {} for m in HELDOUT_MODELS}},
 }
 
@@ -65,7 +65,7 @@ def run_one(experiment: str, model: str, *, data_dir: str | None, out: Path, dry
     if data_dir:
         overrides["data.data_dir"] = data_dir
     if dry_run:
-        overrides |= {"train.epochs": 2, "task.num_examples": 200, "task.num_test": 20}
+        overrides |= {"train.epochs": 2, "task.options.num_examples": 200, "task.options.num_test": 20}
     config = resolve_config(model, data=spec["data"], overrides=overrides)
     folder = out / f"{experiment}-{model}"
     started = time.perf_counter()
@@ -73,7 +73,7 @@ def run_one(experiment: str, model: str, *, data_dir: str | None, out: Path, dry
     final = result.final
     row = {"model": model, "epochs": final["epoch"], "train_loss": final["train_loss"],
            "test_loss": final["test_loss"], "test_bleu_final": final.get("test_bleu"),
-           "test_bleu_best": (result.best or {}).get("test_bleu"), "best_epoch": (result.best or {}).get("epoch"),
+           "test_bleu_at_best_val": (result.best or {}).get("test_bleu"), "best_epoch": (result.best or {}).get("epoch"),
            "tokens_per_s": final["train_tokens_per_s"], "wall_s": time.perf_counter() - started,
            "config": config.to_dict()}  # fmt: skip
     if experiment == "book":
@@ -88,11 +88,11 @@ def beam_bleu(folder: Path, *, beam_sizes: list[int], data_dir: str | None) -> d
     from divekit.data import load_dataset
     from divekit.data.translation import detokenize_nmt
     from divekit.inference.bleu import corpus_bleu
-    from divekit.runs.run import read_run_config
+    from divekit.runs import read_run_config
 
     config = read_run_config(folder)
     data = load_dataset(config.data.name, data_dir=data_dir or config.data.data_dir)
-    _, test = data.split(num_examples=config.task.get("num_examples"), num_test=config.task.get("num_test"))
+    _, test = data.split(num_examples=config.task.options.get("num_examples"), num_test=config.task.options.get("num_test"))
     references: dict[str, list[str]] = {}
     for source, target in test:
         references.setdefault(source, []).append(detokenize_nmt(target))
@@ -118,7 +118,7 @@ def markdown(experiment: str, rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         lines.append(f"| {r['model']} | {r['epochs']} | {r['train_loss']:.3f} | {r['test_loss']:.3f} | "
-                     f"{r['test_bleu_final']:.2f} | {r['test_bleu_best']:.2f} (epoch {r['best_epoch']}) | "
+                     f"{r['test_bleu_final']:.2f} | {r['test_bleu_at_best_val'] or float('nan'):.2f} (epoch {r['best_epoch']}) | "
                      f"{r['tokens_per_s']:,.0f} |")  # fmt: skip
     return "\n".join(lines)
 

@@ -43,15 +43,20 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def with_callback(monkeypatch: pytest.MonkeyPatch, callback: object) -> type:
-    """Make the next ``divekit.runs.train`` call run ``callback``; return the original Trainer class."""
-    from divekit.runs import run as run_module
+def build_parts(config):
+    """What a run of ``config`` trains with: ``.source``, ``.model``, ``.objective`` (threads and seeds set)."""
+    from divekit.engine.distributed import DistContext
+    from divekit.runs.train import prepare
 
-    original = run_module.Trainer
+    return prepare(config, dist=DistContext())
 
-    class Patched(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, callbacks=[callback], **kwargs)
 
-    monkeypatch.setattr(run_module, "Trainer", Patched)
-    return original
+def make_trainer(config, out_dir=None, *, callbacks=(), log=lambda message: None):
+    """The Trainer a run of ``config`` uses, built as ``divekit.runs.train`` builds it."""
+    from divekit.engine.trainer import Trainer
+
+    parts = build_parts(config)
+    source = parts.source
+    return Trainer(parts.model, parts.objective, source.train_batches(seed=config.train.seed),
+                   eval_data=source.eval_batches(), train=config.train, optim=config.optim, transfer=source.transfer,
+                   out_dir=out_dir, callbacks=callbacks, log=log)  # fmt: skip

@@ -89,7 +89,7 @@ def seq2seq_workload(entry: ModelEntry, batch_size: int, input_size: tuple[int, 
 
 
 WORKLOADS: dict[str, Callable[..., Workload]] = {
-    "classifier": classifier_workload,
+    "classification": classifier_workload,
     "language-model": language_model_workload,
     "seq2seq": seq2seq_workload,
 }
@@ -164,9 +164,9 @@ class BenchRow:
 def bench_option(entry: ModelEntry, option: str, *, batch_size: int, input_size: tuple[int, ...] | None,
                  device: torch.device, seconds: float, peaks: dict[str, float]) -> tuple[BenchRow, Workload]:  # fmt: skip
     """Time one option of one model."""
-    build = WORKLOADS.get(entry.family)
+    build = WORKLOADS.get(entry.task)
     if build is None:
-        raise ConfigError(f"bench does not know how to feed a {entry.family} model yet")
+        raise ConfigError(f"bench does not know how to feed a {entry.task} model yet")
     work = build(entry, batch_size, input_size, device, option == "channels-last")
     model = compile_model(work.model) if option == "compile" else work.model
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if option == "bf16"
@@ -218,7 +218,7 @@ def run_bench(name: str, *, batch_size: int = 64, input_size: tuple[int, ...] | 
 
 def _has_conv2d(entry: ModelEntry, input_size: tuple[int, ...] | None) -> bool:
     """Whether channels-last applies: an image model with 2-D convolutions."""
-    if WORKLOADS.get(entry.family) is not classifier_workload:
+    if WORKLOADS.get(entry.task) is not classifier_workload:
         return False
     work = classifier_workload(entry, 1, input_size, torch.device("cpu"), False)
     return any(isinstance(m, nn.Conv2d) for m in work.model.modules())

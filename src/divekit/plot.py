@@ -22,10 +22,12 @@ def _save(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, keys: Sequence[str]) -> None:
+def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, keys: Sequence[str],
+                best_epoch: int | None = None) -> None:  # fmt: skip
     """Plot the metrics ``keys`` of each epoch record against the epoch number.
 
-    Losses and perplexities go on the left axis, accuracies (0-1) on the right.
+    Losses and perplexities go on the left axis, accuracies (0-1) on the right;
+    ``best_epoch`` (the selected checkpoint) is marked with a vertical line.
     """
     from matplotlib.figure import Figure
 
@@ -43,8 +45,10 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, *, k
             right.set_ylabel("accuracy")
             right.set_ylim(0, 1)
         axis = right if on_right else ax
-        style = "--" if key.startswith("test") else "-"
+        style = {"train": "-", "val": "-."}.get(key.split("_")[0], "--")
         axis.plot(epochs, [np.nan if v is None else v for v in values], style, marker=".", label=key)
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="0.5", linestyle=":", label=f"selected (epoch {best_epoch})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)

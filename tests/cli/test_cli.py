@@ -87,8 +87,8 @@ def test_data_show_writes_a_png_grid(tmp_path, capsys):
     "args, message",
     [
         (["train", "lenet", "--data", "fashion-mnis"], "unknown data set 'fashion-mnis'. Did you mean 'fashion-mnist'"),
-        (["train", "lenet", "--lr", "0"], "learning rate must be > 0"),
-        (["train", "lenet", "--batch-size", "0"], "batch size must be at least 1"),
+        (["train", "lenet", "--lr", "0"], "--lr must be > 0"),
+        (["train", "lenet", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["train", "lenet", "--epochs", "0"], "epochs must be at least 1"),
         (["train", "lenet", "--data", "mnist", "--data-dir", "/nonexistent"], "mnist files not found in /nonexistent"),
         (["train"], "name the model to train"),

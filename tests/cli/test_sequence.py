@@ -27,19 +27,21 @@ def _train(corpus, out, *extra):
 @pytest.fixture(scope="module")
 def char_run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "char"
-    _train(corpus, out, "--scratch", "--num-layers", "2", "--valid-fraction", "0.2")
+    _train(corpus, out, "--scratch", "--num-layers", "2", "--val-split", "0.2")
     return out
 
 
 def test_train_flags_reach_the_config(char_run):
     config = json.loads((char_run / "config.json").read_text())
     assert config["model"]["options"] == {"num_hiddens": 8, "num_layers": 2, "scratch": True}
-    assert config["task"]["num_steps"] == 8 and config["task"]["valid_fraction"] == 0.2
+    assert config["task"]["options"]["num_steps"] == 8 and config["data"]["val_split"] == 0.2
 
 
 def test_evaluate_reports_held_out_perplexity(char_run, capsys):
-    assert main(["evaluate", str(char_run), "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"test_loss", "test_ppl"}
+    assert main(["evaluate", str(char_run), "--split", "val", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"val_loss", "val_ppl"}
+    assert main(["evaluate", str(char_run)]) == 2  # a text has no test split
+    assert "has no test split" in capsys.readouterr().err
 
 
 def test_generate_from_prefixes_and_a_prompt_file(char_run, tmp_path, capsys):
@@ -68,7 +70,7 @@ def test_word_level_bidirectional_run_generates_with_a_warning(corpus, tmp_path,
     words = captured.out.split()
     assert words[:2] == ["the", "time"] and len(words) == 5
     assert main(["evaluate", str(tmp_path / "words")]) == 2  # nothing was held out
-    assert "--valid-fraction" in capsys.readouterr().err
+    assert "--val-split" in capsys.readouterr().err
 
 
 def test_generate_errors_are_one_line(char_run, tmp_path, capsys):

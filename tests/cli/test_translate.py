@@ -7,7 +7,7 @@ import pytest
 
 from divekit.cli import main
 
-TRAIN = ["--data", "numbers-fr", "--num-examples", "300", "--set", "task.num_test=20", "--epochs", "1",
+TRAIN = ["--data", "numbers-fr", "--num-examples", "300", "--set", "task.options.num_test=20", "--epochs", "1",
          "--threads", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
 
 

@@ -113,19 +113,19 @@ def test_without_crop_the_batch_is_resized():
 
 def test_seeded_batches_replay_any_batch():
     base = TensorBatches((torch.arange(20),), batch_size=4, shuffle=True, seed=3)
-    loader = SeededBatches(base, seed=3, rank=0)
+    loader = SeededBatches(base, seed=3)
     loader.set_epoch(2)
     full = list(loader)
     assert len(full) == len(loader) == 5
     replay = list(loader.iter_from(3))
     assert [b[1] for b in replay] == [b[1] for b in full[3:]]
     assert all(torch.equal(a[0], b[0]) for a, b in zip(replay, full[3:]))
-    assert len({b[-1] for b in full}) == 5
+    assert len({b[-1].seed for b in full}) == 5 and all(b[-1].total == len(b[0]) for b in full)
     loader.set_epoch(3)
-    assert {b[-1] for b in loader}.isdisjoint({b[-1] for b in full})
-    other_rank = SeededBatches(TensorBatches((torch.arange(20),), batch_size=4, shuffle=True, seed=3), seed=3, rank=1)
-    other_rank.set_epoch(2)
-    assert [b[-1] for b in other_rank] != [b[-1] for b in full]
+    assert {b[-1].seed for b in loader}.isdisjoint({b[-1].seed for b in full})
+    other_seed = SeededBatches(TensorBatches((torch.arange(20),), batch_size=4, shuffle=True, seed=3), seed=4)
+    other_seed.set_epoch(2)
+    assert [b[-1].seed for b in other_seed] != [b[-1].seed for b in full]
 
 
 @pytest.mark.parametrize(("bad", "message"), [

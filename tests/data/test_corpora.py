@@ -30,7 +30,7 @@ def test_pydoc_is_embedded_english_text():
     corpus = load_dataset("pydoc")
     lines = corpus.lines()
     letters = sum(len(line) for line in lines)
-    assert corpus.kind == "text" and letters > 100_000
+    assert corpus.task == "language-model" and letters > 100_000
     assert set("".join(lines)) <= set("abcdefghijklmnopqrstuvwxyz ")
     assert "the" in " ".join(lines[:200]).split()
 

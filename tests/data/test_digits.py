@@ -18,4 +18,4 @@ def test_the_split_is_fixed():
 
 
 def test_registry_lists_the_image_data_sets():
-    assert {"digits", "fashion-mnist", "mnist"} <= set(list_datasets("image-classification"))
+    assert {"digits", "fashion-mnist", "mnist"} <= set(list_datasets("classification"))

@@ -10,7 +10,7 @@ def test_number_words_in_both_languages():
 
 def test_split_is_fixed_and_no_number_is_in_both():
     data = load_dataset("numbers-fr")
-    assert data.kind == "translation" and len(data.pairs) == LIMIT - TEST_SIZE and len(data.held_out) == TEST_SIZE
+    assert data.task == "seq2seq" and len(data.pairs) == LIMIT - TEST_SIZE and len(data.held_out) == TEST_SIZE
     train_sources = {s for s, _ in data.pairs}
     assert len(train_sources) == LIMIT - TEST_SIZE  # English number words are unique
     assert not train_sources & {s for s, _ in data.held_out}

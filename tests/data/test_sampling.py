@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from divekit.data.batching import Replay, ShardedBatches, iterate_shard
 from divekit.data.sampling import RandomSequenceBatches, SequentialBatches, evaluation_batches
 from divekit.errors import ConfigError, DataError
 
@@ -73,32 +74,33 @@ def test_iter_from_skips_exactly_the_first_batches(cls):
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)
-def test_ranks_take_disjoint_slices_of_each_global_batch(cls):
+def test_sharded_processes_take_disjoint_row_slices_whose_state_stays_their_own(cls):
     one = cls(CORPUS, batch_size=6, num_steps=5, seed=4)
-    ranks = [cls(CORPUS, batch_size=6, num_steps=5, seed=4, rank=r, world_size=3) for r in range(3)]
+    ranks = [ShardedBatches(cls(CORPUS, batch_size=6, num_steps=5, seed=4), rank=r, world_size=3) for r in range(3)]
     for sampler in (one, *ranks):
         sampler.set_epoch(7)
     assert {len(r) for r in ranks} == {len(one)}
-    for global_batch, *local in zip(one, *ranks):
+    for global_batch, *local in zip(one.iter_from(0), *(r.iter_from(0) for r in ranks)):
         assert torch.equal(torch.cat([X for X, _ in local]), global_batch[0])
     # sequentially, each rank's rows still continue each other: its hidden state stays its own
     if cls is SequentialBatches:
-        batches = list(ranks[1])
+        batches = list(ranks[1].iter_from(0))
         assert torch.equal(batches[1][0][:, 0], batches[0][0][:, -1] + 1)
 
 
 def test_bad_sizes_are_clear_errors():
     with pytest.raises(DataError, match="gives no batch"):
         SequentialBatches(torch.arange(50), batch_size=8, num_steps=10)
-    with pytest.raises(ConfigError, match="split evenly"):
-        RandomSequenceBatches(CORPUS, batch_size=5, num_steps=3, world_size=2)
+    with pytest.raises(ConfigError, match="at least 1"):
+        RandomSequenceBatches(CORPUS, batch_size=0, num_steps=3)
 
 
-def test_evaluation_predicts_every_token_once_across_ranks():
+def test_evaluation_predicts_every_token_once_across_processes():
     corpus = torch.arange(103)
     targets = [Y for Y in (y for _, y in evaluation_batches(corpus, batch_size=4, num_steps=10))]
     seen = torch.cat([Y.flatten() for Y in targets])
     assert sorted(seen.tolist()) == list(range(1, 101))  # 102 targets, 100 fit 4 equal rows
-    shared = [y for r in range(3) for _, y in evaluation_batches(corpus, batch_size=4, num_steps=10, rank=r, world_size=3)]
+    batches = Replay(lambda: evaluation_batches(corpus, batch_size=4, num_steps=10))
+    shared = [y for r in range(3) for _, y in iterate_shard(batches, rank=r, world_size=3)]
     assert sorted(torch.cat([Y.flatten() for Y in shared]).tolist()) == sorted(seen.tolist())
     assert list(evaluation_batches(torch.arange(1), batch_size=4, num_steps=3)) == []

@@ -10,7 +10,7 @@ from divekit.data.series import make_sine
 
 def test_sine_is_fixed_noisy_and_split_at_600():
     data = load_dataset("sine")
-    assert data.kind == "sequence" and data.values.shape == (1000,) and data.n_train == 600
+    assert data.task == "regression" and data.values.shape == (1000,) and data.n_train == 600
     assert torch.equal(data.time, torch.arange(1, 1001, dtype=torch.float32))
     assert torch.equal(data.values, load_dataset("sine").values)  # same series every time
     noise = data.values - torch.sin(0.01 * data.time)

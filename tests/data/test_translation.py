@@ -93,7 +93,7 @@ def test_fra_eng_from_a_folder_a_file_or_the_archive(tmp_path):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "fra.txt").write_text(PAIRS_TEXT, encoding="utf-8")
     assert len(load_dataset("fra-eng", data_dir=tmp_path / "plain").pairs) == 3
-    assert load_dataset("fra-eng", data_dir=tmp_path / "plain" / "fra.txt").kind == "translation"
+    assert load_dataset("fra-eng", data_dir=tmp_path / "plain" / "fra.txt").task == "seq2seq"
     zipped = tmp_path / "zipped"
     zipped.mkdir()
     _write_zip(zipped / "fra-eng.zip", {"fra-eng/fra.txt": PAIRS_TEXT, "fra-eng/_about.txt": "about"})

@@ -65,7 +65,7 @@ def test_nin_has_no_linear_layer_and_ends_in_global_average_pooling():
 
 
 def test_recipes_are_the_books_fashion_mnist_settings():
-    from divekit.runs.run import resolve_config
+    from divekit.runs import resolve_config
 
     book = {"lenet-bn": (1.0, 256, 28), "alexnet": (0.01, 128, 224), "vgg11-narrow": (0.05, 128, 224),
             "nin": (0.1, 128, 224), "resnet18": (0.05, 256, 96), "googlenet": (0.1, 128, 96),

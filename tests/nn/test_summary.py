@@ -85,7 +85,7 @@ def test_cli_table_and_json(capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["vgg11-narrow", "--input-size", "1,8,8"], "too small"),
     (["lenet-bn", "--input-size", "1,x"], "positive integers"),
-    (["lenet-bn", "--option", "norm=batch"], "unknown batch-norm kind"),
+    (["lenet-bn", "--option", "norm=batch"], "has no option 'norm'"),
     (["lenet-bn", "--option", "norm"], "--option expects KEY=VALUE"),
     (["nope"], "unknown model"),
 ])  # fmt: skip

@@ -13,8 +13,6 @@ import torch
 from divekit.io import DiskWriteError, load
 from divekit.engine.trainer import Callback
 from divekit.runs import resolve_config, resume, train
-from divekit.runs import run as run_module
-from tests.helpers import with_callback
 
 OVERRIDES = {"train.epochs": 3, "train.progress": False}
 
@@ -60,10 +58,8 @@ class FillDisk(Callback):
 def test_real_full_disk(tiny_disk, tmp_path, monkeypatch):
     straight = train(resolve_config("mlp", overrides=OVERRIDES), out_dir=tmp_path / "straight", log=quiet)
     folder = tiny_disk / "run"
-    original = with_callback(monkeypatch, FillDisk(tiny_disk))
-    with pytest.raises(DiskWriteError, match="no space left on device.*free some space, then continue with --resume"):
-        train(resolve_config("mlp", overrides=OVERRIDES), out_dir=folder, log=quiet)
-    monkeypatch.setattr(run_module, "Trainer", original)
+    with pytest.raises(DiskWriteError, match="no space left on device.*free some space, then continue with resume=True"):
+        train(resolve_config("mlp", overrides=OVERRIDES), out_dir=folder, log=quiet, callbacks=[FillDisk(tiny_disk)])
     assert load(folder / "checkpoints" / "last.pt")["progress"]["epoch"] == 1  # the epoch-1 checkpoint survived
     assert not [p for p in folder.rglob("*.tmp")]  # no half-written temporary file left
     for filler in tiny_disk.glob("filler-*"):
@@ -95,10 +91,8 @@ def test_injected_enospc(tmp_path, monkeypatch, failing):
             if record["epoch"] == 1:
                 monkeypatch.setattr(io_module.os, "fsync", failing_fsync)
 
-    original = with_callback(monkeypatch, FullAfterEpochOne())
     with pytest.raises(DiskWriteError, match="no space left on device"):
-        train(resolve_config("mlp", overrides=OVERRIDES), out_dir=folder, log=quiet)
-    monkeypatch.setattr(run_module, "Trainer", original)
+        train(resolve_config("mlp", overrides=OVERRIDES), out_dir=folder, log=quiet, callbacks=[FullAfterEpochOne()])
     monkeypatch.setattr(io_module.os, "fsync", real_fsync)
     expected_epoch = 1 if failing == "checkpoint" else 2  # a failed metrics write comes after the checkpoint
     assert load(folder / "checkpoints" / "last.pt")["progress"]["epoch"] == expected_epoch

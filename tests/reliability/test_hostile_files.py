@@ -19,7 +19,7 @@ from divekit.inference.predict import load_image
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile") / "run"
-    train(resolve_config("mlp", overrides={"train.epochs": 1, "train.progress": False}), out_dir=folder,
+    train(resolve_config("mlp", overrides={"train.epochs": 1, "train.progress": False, "data.val_split": 0.1}), out_dir=folder,
           log=lambda message: None)  # fmt: skip
     return folder
 

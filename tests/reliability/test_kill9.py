@@ -24,9 +24,9 @@ OVERRIDES = {"train.epochs": 5, "train.progress": False, "train.threads": 1, "da
 def run(folder: str, resume: bool) -> None:
     from divekit.runs import resolve_config, resume as resume_run, train
 
-    if resume and Path(folder, "config.json").exists():
+    if resume and Path(folder, "checkpoints", "last.pt").exists():
         resume_run(folder, log=lambda message: None)
-    else:  # killed before the run folder existed: start again
+    else:  # killed before the first checkpoint: nothing to resume (a resume would refuse), start again
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
@@ -40,7 +40,7 @@ def final(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def ctx():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["divekit.runs.run", "divekit.plot", "matplotlib.figure",
+    context.set_forkserver_preload(["divekit.runs.train", "divekit.plot", "matplotlib.figure",
                                     "matplotlib.backends.backend_agg", "tqdm", __name__,
                                     "tests.reliability.forkserver_warmup"])
     return context

@@ -27,14 +27,16 @@ def test_ints_are_accepted_for_floats_and_round_trip():
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("optim.lr", 0.0, "learning rate must be > 0"),
-        ("optim.lr", -1.0, "learning rate must be > 0"),
-        ("data.batch_size", 0, "batch size must be at least 1"),
-        ("train.epochs", 0, "epochs must be at least 1"),
-        ("optim.momentum", 1.5, "momentum"),
-        ("optim.clip_grad", 0.0, "clipping"),
-        ("train.precision", "8", "unknown precision"),
-        ("optim.optimizer", "lbfgs", "unknown optimizer"),
+        ("optim.lr", 0.0, "optim.lr must be > 0"),
+        ("optim.lr", -1.0, "optim.lr must be > 0"),
+        ("data.batch_size", 0, "data.batch_size must be at least 1"),
+        ("train.epochs", 0, "train.epochs must be at least 1"),
+        ("optim.momentum", 1.5, "optim.momentum"),
+        ("optim.clip_grad", 0.0, "optim.clip_grad must be > 0"),
+        ("train.precision", "8", "unknown train.precision"),
+        ("optim.optimizer", "lbfgs", "unknown optim.optimizer"),
+        ("data.val_split", 1.0, "data.val_split must be a fraction"),
+        ("train.sync_every", 0, "train.sync_every must be at least 1"),
     ],
 )
 def test_impossible_hyperparameters_are_refused(key, value, message):

@@ -14,9 +14,10 @@ from divekit.errors import CheckpointError, ConfigError
 from divekit.models import create_model, list_models
 from divekit.engine import checkpoint as ckpt
 from divekit.runs import finetune
-from divekit.runs.run import build_model, build_task, resolve_config, train
+from divekit.runs import resolve_config, train
+from divekit.runs.build import build_model, build_source
 
-FAST = {"train.epochs": 1, "train.progress": False, "train.threads": 1, "task.train_subset": 128,
+FAST = {"train.epochs": 1, "train.progress": False, "train.threads": 1, "task.options.train_subset": 128,
         "data.batch_size": 64}  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def test_replace_head_works_on_a_torchvision_model():
     assert net.fc is new and net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 2)
 
 
-@pytest.mark.parametrize("name", list_models(family="classifier"))
+@pytest.mark.parametrize("name", list_models("classification"))
 def test_every_classifier_head_is_found(name):
     with torch.device("meta"):
         model = create_model(name, num_classes=7)
@@ -82,10 +83,10 @@ def test_frozen_backbone_keeps_weights_and_batch_norm_statistics():
 
 def test_fine_tuning_a_run_folder_end_to_end(tmp_path):
     pre = train(resolve_config("lenet-bn", data="digits", overrides=FAST), out_dir=tmp_path / "pre")
-    pretrained = ckpt.load_checkpoint(tmp_path / "pre" / "checkpoints" / "best.pt")["model"]
+    pretrained = ckpt.load_checkpoint(tmp_path / "pre" / "checkpoints" / "last.pt")["model"]  # no val split: no best
     config = resolve_config("lenet-bn", data="digits", overrides={
         **FAST, "model.weights": str(pre.out_dir), "model.head_lr_mult": 10.0, "optim.lr": 0.01})
-    model = build_model(config, build_task(config).model_options())
+    model = build_model(config, build_source(config).model_options())
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in pretrained.items() if not k.startswith("15."))
     assert not torch.equal(state["15.weight"], pretrained["15.weight"])
@@ -94,7 +95,7 @@ def test_fine_tuning_a_run_folder_end_to_end(tmp_path):
     assert [g["lr"] for g in saved["optimizer"]["param_groups"]] == [0.01, pytest.approx(0.1)]
     # Resuming needs only the run's own checkpoint, not the pretrained weights.
     shutil.rmtree(tmp_path / "pre")
-    from divekit.runs.run import resume
+    from divekit.runs import resume
 
     again = resume(tmp_path / "ft", changes={"train.epochs": 2})
     assert again.final["epoch"] == 2 and result.final["epoch"] == 1
@@ -104,7 +105,7 @@ def test_wrong_weights_are_one_clear_error(tmp_path, torchvision_file):
     path, _ = torchvision_file
     config = resolve_config("lenet-bn", data="digits", overrides={**FAST, "model.weights": str(path)})
     with pytest.raises(CheckpointError, match=r"does not fit this model \(missing keys"):
-        build_model(config, build_task(config).model_options())
+        build_model(config, build_source(config).model_options())
     with pytest.raises(CheckpointError, match="no such run folder or file"):
         finetune.read_pretrained(tmp_path / "nowhere")
     torch.save({"epoch": 3}, tmp_path / "not-weights.pt")
@@ -113,7 +114,7 @@ def test_wrong_weights_are_one_clear_error(tmp_path, torchvision_file):
     torch.save({"fc.weight": torch.zeros(1), "bad": nn.Linear(1, 1)}, tmp_path / "pickled.pt")
     with pytest.raises(CheckpointError, match="refused to load"):
         finetune.read_pretrained(tmp_path / "pickled.pt")
-    with pytest.raises(ConfigError, match="add --weights"):
+    with pytest.raises(ConfigError, match="set model.weights"):
         resolve_config("lenet-bn", overrides={"model.freeze_backbone": True})
 
 

@@ -8,11 +8,12 @@ import torch
 from divekit.cli import main
 from divekit.errors import ConfigError
 from divekit.engine import checkpoint as ckpt
-from divekit.runs.run import build_model, build_task, resolve_config
-from divekit.engine.seeding import seed_everything
 from divekit.engine.trainer import Callback, Trainer, TrainingInterrupted
+from divekit.runs import resolve_config
+from divekit.runs.build import build_source
+from tests.helpers import make_trainer
 
-AUGMENTED = {"task.augment": ["flip", "crop", "color"], "task.train_subset": 192, "data.batch_size": 64,
+AUGMENTED = {"task.options.augment": ["flip", "crop", "color"], "task.options.train_subset": 192, "data.batch_size": 64,
              "train.epochs": 2, "train.progress": False, "train.threads": 1}  # fmt: skip
 
 
@@ -26,11 +27,9 @@ class StopAt(Callback):
 
 
 def fit(config, out_dir, *, callbacks=(), resume=False) -> dict[str, torch.Tensor]:
-    seed_everything(config.train.seed)
-    task = build_task(config)
-    trainer = Trainer(build_model(config, task.model_options()), task, config, out_dir=out_dir, callbacks=callbacks)
+    trainer = make_trainer(config, out_dir, callbacks=callbacks)
     trainer.fit(resume_from=out_dir / "checkpoints" / "last.pt" if resume else None)
-    return ckpt.unwrap(trainer.model).state_dict()
+    return trainer.raw_model.state_dict()
 
 
 def test_resume_mid_epoch_with_augmentation_is_bit_identical(tmp_path):
@@ -45,12 +44,9 @@ def test_resume_mid_epoch_with_augmentation_is_bit_identical(tmp_path):
 
 
 def first_inputs(overrides: dict) -> torch.Tensor:
-    from divekit.tasks.base import Runtime
-
-    task = build_task(resolve_config("lenet-bn", data="digits", overrides={**AUGMENTED, **overrides}))
-    task.setup(Runtime())
-    images, _, *seed = next(task.train_batches(seed=task_seed(overrides)).iter_from(0))
-    return task._input(images, *seed)
+    source = build_source(resolve_config("lenet-bn", data="digits", overrides={**AUGMENTED, **overrides}))
+    batch = next(source.train_batches(seed=task_seed(overrides)).iter_from(0))
+    return source.transfer(batch, device=torch.device("cpu"), channels_last=False, train=True)[0]
 
 
 def task_seed(overrides: dict) -> int:
@@ -61,37 +57,47 @@ def test_augmentation_follows_the_seed():
     first, again = first_inputs({}), first_inputs({})
     assert torch.equal(first, again)
     assert not torch.equal(first, first_inputs({"train.seed": 1}))
-    assert not torch.equal(first, first_inputs({"task.augment": []}))
+    assert not torch.equal(first, first_inputs({"task.options.augment": []}))
 
 
 def test_augmented_batches_reach_the_model_at_the_model_size():
-    config = resolve_config("lenet-bn", data="digits", overrides={**AUGMENTED, "task.resize": 32})
-    task = build_task(config)
-    from divekit.tasks.base import Runtime
-
-    task.setup(Runtime())
-    batch = next(task.train_batches(seed=0).iter_from(0))
+    source = build_source(resolve_config("lenet-bn", data="digits", overrides={**AUGMENTED, "task.options.resize": 32}))
+    batch = next(source.train_batches(seed=0).iter_from(0))
     assert len(batch) == 3  # images, labels, augmentation seed
-    X = task._input(batch[0], batch[2])
+    cpu = torch.device("cpu")
+    X, _ = source.transfer(batch, device=cpu, channels_last=False, train=True)
     assert X.shape == (64, 1, 32, 32) and 0 <= X.min() and X.max() <= 1
-    assert not torch.equal(X, task._input(batch[0]))  # without the seed: the plain resize
+    plain, _ = source.transfer(batch, device=cpu, channels_last=False, train=False)  # evaluation: the plain resize
+    assert not torch.equal(X, plain)
+
+
+def test_a_sharded_batch_is_augmented_as_the_same_rows_of_the_whole_batch():
+    from divekit.data.batching import shard_batch
+
+    source = build_source(resolve_config("lenet-bn", data="digits", overrides=AUGMENTED))
+    batch = next(source.train_batches(seed=0).iter_from(0))
+    cpu = torch.device("cpu")
+    whole, _ = source.transfer(batch, device=cpu, channels_last=False, train=True)
+    shares = [source.transfer(shard_batch(batch, rank, 3), device=cpu, channels_last=False, train=True)[0]
+              for rank in range(3)]  # fmt: skip
+    assert torch.equal(torch.cat(shares), whole)
 
 
 def test_bad_augment_option_is_one_line(capsys):
     assert main(["train", "lenet-bn", "--augment", "flip,spin", "--no-progress"]) == 2
     assert "unknown augmentation 'spin'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="train_subset"):
-        build_task(resolve_config("lenet-bn", data="digits", overrides={"task.train_subset": 10**6}))
+        build_source(resolve_config("lenet-bn", data="digits", overrides={"task.options.train_subset": 10**6}))
 
 
 def test_train_subset_is_fixed_by_its_own_seed():
-    tasks = [build_task(resolve_config("lenet-bn", data="digits", overrides={"task.train_subset": 100,
-                                                                             "train.seed": s})) for s in (0, 1)]  # fmt: skip
-    assert len(tasks[0].train_split) == 100
-    assert torch.equal(tasks[0].train_split.labels, tasks[1].train_split.labels)
-    other = build_task(resolve_config("lenet-bn", data="digits", overrides={"task.train_subset": 100,
-                                                                           "task.subset_seed": 1}))  # fmt: skip
-    assert not torch.equal(other.train_split.images, tasks[0].train_split.images)
+    sources = [build_source(resolve_config("lenet-bn", data="digits", overrides={"task.options.train_subset": 100,
+                                                                                 "train.seed": s})) for s in (0, 1)]  # fmt: skip
+    assert len(sources[0].train) == 100
+    assert torch.equal(sources[0].train.labels, sources[1].train.labels)
+    other = build_source(resolve_config("lenet-bn", data="digits", overrides={"task.options.train_subset": 100,
+                                                                             "task.options.subset_seed": 1}))  # fmt: skip
+    assert not torch.equal(other.train.images, sources[0].train.images)
 
 
 def test_data_show_augment_writes_one_image_and_its_versions(tmp_path, capsys):

@@ -12,9 +12,10 @@ from torch.nn import functional as F
 
 from divekit.errors import ConfigError, DataError
 from divekit.engine import checkpoint as ckpt
-from divekit.runs.run import build_model, build_task, resolve_config, train
+from divekit.runs import resolve_config, train
+from divekit.runs.build import build_source
 from divekit.engine.seeding import seed_everything
-from divekit.tasks.base import Runtime
+from tests.helpers import build_parts, make_trainer
 from divekit.engine.trainer import Callback, Trainer, TrainingInterrupted
 
 TEXT = "the time traveller smiled round at us then still smiling faintly he began\n" * 12
@@ -29,7 +30,7 @@ def corpus_file(tmp_path):
 
 def _config(corpus_file, model="gru-lm", **overrides):
     settings = {"data.data_dir": str(corpus_file), "model.options.num_hiddens": 16, "data.batch_size": 4,
-                "task.num_steps": 8, "train.epochs": 3, "train.progress": False, "train.threads": 1}
+                "task.options.num_steps": 8, "train.epochs": 3, "train.progress": False, "train.threads": 1}
     settings.update(overrides)
     return resolve_config(model, data="text-file", overrides=settings)
 
@@ -62,15 +63,14 @@ class _Recorder(torch.nn.Module):
 
 @pytest.mark.parametrize("sampling", ["sequential", "random"])
 def test_state_detached_and_carried_or_reinitialised(corpus_file, sampling):
-    config = _config(corpus_file, model="lstm-lm", **{"task.sampling": sampling})
-    task = build_task(config)
-    task.setup(Runtime())
-    model = _Recorder(build_model(config, task.model_options()))
-    loader = task.train_batches(seed=0)
+    config = _config(corpus_file, model="lstm-lm", **{"task.options.sampling": sampling})
+    parts = build_parts(config)
+    model, objective = _Recorder(parts.model), parts.objective
+    loader = parts.source.train_batches(seed=0)
     for epoch in range(2):
-        task.begin_epoch(model, epoch=epoch)
+        objective.begin_epoch(epoch=epoch)
         for batch in loader:
-            task.train_step(model, batch).loss.backward()
+            objective.train_step(model, batch).loss.backward()
     per_epoch = len(loader)
     starts = model.received[::per_epoch]
     assert starts == [None, None]  # every epoch starts from a zero state
@@ -82,26 +82,28 @@ def test_state_detached_and_carried_or_reinitialised(corpus_file, sampling):
 
 
 def test_eval_perplexity_carries_the_state_over_the_whole_held_out_text(corpus_file):
-    config = _config(corpus_file, **{"task.valid_fraction": 0.25, "data.eval_batch_size": 1})
-    task = build_task(config)
-    task.setup(Runtime())
-    model = build_model(config, task.model_options()).eval()
-    sums = task.eval_sums(model)
-    ids = task.valid_ids
+    from divekit.engine.evaluation import eval_sums
+
+    config = _config(corpus_file, **{"data.val_split": 0.25, "data.eval_batch_size": 1})
+    parts = build_parts(config)
+    model = parts.model.eval()
     with torch.no_grad():
+        sums = eval_sums(model, parts.objective, parts.source.eval_batches()["val"], device=torch.device("cpu"))
+        ids = parts.source.val_ids
         logits, _ = model(ids[None, :-1])  # one pass over the whole held-out stream
         expected = F.cross_entropy(logits[0], ids[1:], reduction="sum").item()
     assert sums["count"] == len(ids) - 1
     assert sums["loss"] == pytest.approx(expected, rel=1e-5)
-    assert task.monitor == "test_ppl" and len(task.train_ids) + len(ids) == len(TEXT.replace("\n", ""))
+    assert len(parts.source.train_ids) + len(ids) == len(TEXT.replace("\n", ""))
+    assert make_trainer(config).monitor == "val_ppl"
 
 
 def test_uniform_prediction_has_perplexity_vocab_size(corpus_file):
-    task = build_task(_config(corpus_file))
-    V = len(task.vocab)
-    metrics = task.metrics({"loss": math.log(V) * 100, "count": 100}, "test")
+    parts = build_parts(_config(corpus_file))
+    V = len(parts.source.vocab)
+    metrics = parts.objective.metrics({"loss": math.log(V) * 100, "count": 100}, "test")
     assert metrics["test_ppl"] == pytest.approx(V)
-    assert task.metrics({}, "test") == {}
+    assert parts.objective.metrics({}, "test") == {}
 
 
 class _StopAt(Callback):
@@ -114,10 +116,7 @@ class _StopAt(Callback):
 
 
 def _trainer(config, out_dir, callbacks=()):
-    seed_everything(config.train.seed)
-    task = build_task(config)
-    model = build_model(config, task.model_options())
-    return Trainer(model, task, config, out_dir=out_dir, callbacks=callbacks, log=lambda message: None)
+    return make_trainer(config, out_dir, callbacks=callbacks)
 
 
 def _timeless(history):
@@ -138,24 +137,24 @@ def test_resume_mid_epoch_is_bit_identical_including_the_hidden_state(corpus_fil
     assert ckpt.load_checkpoint(saved)["task"]["hidden"] is not None
     resumed = _trainer(config, tmp_path / "b")
     resumed.fit(resume_from=saved)
-    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(reference.raw_model.state_dict().values(), resumed.raw_model.state_dict().values()):
         assert torch.equal(a, b)
     assert _timeless(resumed.history) == _timeless(reference.history)
     # the check can fail: dropping the carried state on resume changes the weights
-    from divekit.tasks.language_model import LanguageModelTask
+    from divekit.tasks.language_model import LanguageModeling
 
-    monkeypatch.setattr(LanguageModelTask, "load_state_dict", lambda self, state: None)
+    monkeypatch.setattr(LanguageModeling, "load_state_dict", lambda self, state: None)
     forgetful = _trainer(config, tmp_path / "c")
     forgetful.fit(resume_from=saved)
-    assert not torch.equal(forgetful.model.linear.weight, reference.model.linear.weight)
+    assert not torch.equal(forgetful.raw_model.linear.weight, reference.raw_model.linear.weight)
 
 
 def test_bad_task_options_and_short_text_are_clear_errors(corpus_file, tmp_path):
-    with pytest.raises(ConfigError, match="task.token"):
-        build_task(_config(corpus_file, **{"task.token": "byte"}))
-    with pytest.raises(ConfigError, match="task: unknown option 'resize'"):
-        build_task(_config(corpus_file, **{"task.resize": 4}))
+    with pytest.raises(ConfigError, match="task.options.token"):
+        build_source(_config(corpus_file, **{"task.options.token": "byte"}))
+    with pytest.raises(ConfigError, match="task.options: unknown option 'resize'"):
+        build_source(_config(corpus_file, **{"task.options.resize": 4}))
     with pytest.raises(DataError, match="gives no batch"):
-        build_task(_config(corpus_file, **{"task.max_tokens": 20}))
-    with pytest.raises(ConfigError, match="is a language-model but data set 'digits'"):
-        build_task(resolve_config("gru-lm", data="digits"))
+        build_source(_config(corpus_file, **{"task.options.max_tokens": 20}))
+    with pytest.raises(ConfigError, match="data set 'digits' is for the classification task, not language-model"):
+        resolve_config("gru-lm", data="digits")

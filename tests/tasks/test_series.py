@@ -8,7 +8,8 @@ from torch import nn
 
 from divekit.data.series import make_sine
 from divekit.errors import ConfigError
-from divekit.runs.run import build_task, resolve_config, train
+from divekit.runs import resolve_config, train
+from divekit.runs.build import build_source
 from divekit.tasks.regression import forecast, k_step_predictions, lag_features, multistep_predictions
 
 
@@ -45,7 +46,7 @@ def test_training_the_ar_mlp_and_errors_accumulating_with_k(tmp_path):
     assert config.data.name == "sine" and config.optim.optimizer == "adam" and config.train.epochs == 5
     result = train(config, out_dir=tmp_path / "run")
     assert result.final["test_loss"] < 0.08  # the noise alone has variance 0.04
-    from divekit.runs.run import load_run
+    from divekit.runs import load_run
 
     run = load_run(tmp_path / "run")
     out = forecast(run.model, make_sine(), tau=4, steps=[1, 4, 16, 64])
@@ -56,7 +57,7 @@ def test_training_the_ar_mlp_and_errors_accumulating_with_k(tmp_path):
 
 
 def test_tau_is_a_task_option():
-    task = build_task(resolve_config("ar-mlp", overrides={"task.tau": 8}))
-    assert task.model_options() == {"in_features": 8} and task.train[0].shape == (600, 8)
-    with pytest.raises(ConfigError, match="task.tau"):
-        build_task(resolve_config("ar-mlp", overrides={"task.tau": 0}))
+    source = build_source(resolve_config("ar-mlp", overrides={"task.options.tau": 8}))
+    assert source.model_options() == {"in_features": 8} and source.splits["train"][0].shape == (600, 8)
+    with pytest.raises(ConfigError, match="task.options.tau"):
+        build_source(resolve_config("ar-mlp", overrides={"task.options.tau": 0}))

@@ -12,10 +12,12 @@ import sys
 from collections.abc import Sequence
 
 from divekit import __version__
+from divekit.cli.common import as_flags
 from divekit.errors import DivekitError
 
 COMMAND_MODULES = (
     "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
+    "divekit.cli.demos",
 )
 
 
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except DivekitError as err:
-        print(f"divekit: error: {err}", file=sys.stderr)
+        print(f"divekit: error: {as_flags(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("divekit: interrupted", file=sys.stderr)

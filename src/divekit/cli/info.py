@@ -7,12 +7,16 @@ import json
 from pathlib import Path
 
 from divekit.errors import ConfigError
+from divekit.choices import TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     m = subparsers.add_parser("models", help="list the registered models")
-    m.add_argument("--family", help="only models of this family (classifier, language-model, seq2seq, regression)")
+    m.add_argument("--task", choices=TASKS, help="only models of this task")
     m.set_defaults(handler=run_models)
+
+    t = subparsers.add_parser("tasks", help="list the tasks and their options (--OPTION flags or task.options.KEY)")
+    t.set_defaults(handler=run_tasks)
 
     e = subparsers.add_parser("env", help="describe this machine: versions, devices, threads")
     e.add_argument("--json", action="store_true")
@@ -56,14 +60,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_models(args: argparse.Namespace) -> int:
     from divekit.models import get_model_entry, list_models
 
-    names = list_models(args.family)
-    if args.family and not names:
-        raise ConfigError(f"no models of family {args.family!r}")
+    names = list_models(args.task)
+    if not names:
+        raise ConfigError(f"no models for the {args.task} task")
     width = max(len(n) for n in names)
     for name in names:
         entry = get_model_entry(name)
         size = "x".join(map(str, entry.input_size)) if entry.input_size else "-"
-        print(f"{name:<{width}}  {entry.family:<14}  {size:<10}  {entry.description}")
+        print(f"{name:<{width}}  {entry.task:<14}  {size:<10}  {entry.description}")
+    return 0
+
+
+def run_tasks(args: argparse.Namespace) -> int:
+    from divekit.tasks import TASK_REGISTRY
+
+    for name in TASK_REGISTRY.names():
+        entry = TASK_REGISTRY.get(name)
+        print(f"{name:<14}  {entry.description}")
+        print(f"{'':<14}  options: {', '.join(entry.option_names())}")
     return 0
 
 
@@ -89,7 +103,7 @@ def run_data_list(args: argparse.Namespace) -> int:
     for name in names:
         entry = get_dataset_entry(name)
         where = "embedded" if entry.embedded else "files"
-        print(f"{name:<{width}}  {entry.kind:<20}  {where:<8}  {entry.description}")
+        print(f"{name:<{width}}  {entry.task:<16}  {where:<8}  {entry.description}")
     return 0
 
 
@@ -111,7 +125,7 @@ def run_data_show(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     data = load_dataset(args.name, data_dir=args.data_dir, download=args.download, mirror=args.mirror)
-    if getattr(data, "kind", None) != "image-classification":
+    if getattr(data, "task", None) != "classification":
         raise ConfigError(f"{args.name} is not an image data set; `data show` draws images")
     split = getattr(data, args.split)
     if args.augment is not None:

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from divekit.cli.common import add_model_file
 from divekit.errors import ConfigError
 
 ORDER_NAMES = {1: "unigrams", 2: "bigrams", 3: "trigrams"}
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--top-k", type=int, help="sample among the k most probable tokens only")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     g.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_model_file(g)
     g.add_argument("--device", default="cpu")
     g.set_defaults(handler=run_generate)
 
@@ -47,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64], metavar="K")
     f.add_argument("--out", default="forecast.png", help="PNG file")
     f.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_model_file(f)
     f.set_defaults(handler=run_forecast)
 
 
@@ -57,7 +60,7 @@ def load_text(name: str, *, data_dir: str | None = None, download: bool = False,
     from divekit.data.corpora import read_text_file
     from divekit.errors import unknown_name
 
-    names = list_datasets("text")
+    names = list_datasets("language-model")
     if name in names:
         return load_dataset(name, data_dir=data_dir, download=download, mirror=mirror)
     if Path(name).expanduser().exists():
@@ -125,7 +128,8 @@ def run_generate(args: argparse.Namespace) -> int:
     temperature = args.temperature if args.temperature is not None else (1.0 if args.top_k else 0.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        generator = TextGenerator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
+        generator = TextGenerator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
+                                               model_file=args.model_file)
     for warning in caught:
         print(f"divekit: warning: {warning.message}", file=sys.stderr)
     rng = torch.Generator().manual_seed(args.seed)
@@ -147,14 +151,14 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_forecast(args: argparse.Namespace) -> int:
     from divekit.data import load_dataset
     from divekit.plot import plot_forecast
-    from divekit.runs.run import load_run
+    from divekit.runs.load import load_run
     from divekit.tasks.regression import forecast
 
     if not args.steps or min(args.steps) < 1:
         raise ConfigError("--steps must be positive integers, e.g. --steps 1 4 16 64")
-    run = load_run(args.run_dir, which=args.checkpoint)
-    if run.info.get("kind") != "sequence":
-        raise ConfigError(f"{args.run_dir} is a {run.info.get('kind')} run; `forecast` needs a series model")
+    run = load_run(args.run_dir, which=args.checkpoint, model_file=args.model_file)
+    if run.task != "regression":
+        raise ConfigError(f"{args.run_dir} is a {run.task} run; `forecast` needs a series model")
     data = load_dataset(run.config.data.name)
     result = forecast(run.model, data, tau=run.info["tau"], steps=args.steps)
     plot_forecast(result, args.out)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from divekit.cli.info import parse_size
-from divekit.cli.train import split_assignment
+from divekit.cli.common import split_assignment
 from divekit.schema import parse_value
 from divekit.errors import ConfigError
 
@@ -43,12 +43,12 @@ def model_summary(name: str, *, input_size: tuple[int, ...] | None = None, num_c
         raise ConfigError(f"model {name!r} has no registered input size; pass --input-size")
     accepted = entry.options()
     facts = {"num_classes": num_classes}
-    if entry.family == "classifier" and len(size) == 3:
+    if entry.task == "classification" and len(size) == 3:
         facts.update({"in_channels": size[0], "image_size": size[-1]})
     built = {k: v for k, v in facts.items() if v is not None and k in accepted} | dict(options or {})
     with torch.device("meta"):
         model = create_model(name, **built)
-    dtype = torch.float32 if entry.family in ("classifier", "regression") else torch.long
+    dtype = torch.float32 if entry.task in ("classification", "regression") else torch.long
     try:
         return summary(model, size, depth=depth, dtype=dtype)
     except (RuntimeError, ValueError, TypeError) as err:

@@ -1,4 +1,4 @@
-"""``divekit train``, ``evaluate`` and ``predict``."""
+"""``divekit train``, ``evaluate``, ``predict`` and ``export``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from divekit.schema import parse_value
+from divekit.choices import INITS, OPTIMIZERS, PRECISIONS, SAMPLINGS, SCHEDULES, TASKS, TOKENS
+from divekit.cli.common import add_model_file, split_assignment
 from divekit.errors import ConfigError
+from divekit.schema import parse_value
 
 
 @dataclass(frozen=True)
@@ -35,45 +37,51 @@ def _int_list(text: str) -> list[int]:
 TRAIN_FLAGS = (
     # data
     Flag("--data", "data.name", str, "data set (see `divekit data list`; default: the model's own)"),
-    Flag("--data-dir", "data.data_dir", str, "folder holding the data set's files"),
+    Flag("--data-dir", "data.data_dir", str, "folder (or file) holding the data set's files"),
     Flag("--mirror", "data.mirror", str, "base URL replacing the official download mirrors"),
     Flag("--batch-size", "data.batch_size", int, "examples per step, all processes together"),
     Flag("--eval-batch-size", "data.eval_batch_size", int, "batch size for evaluation"),
-    # model
-    Flag("--init", "model.init", str, "weight initialisation", ("default", "xavier", "normal", "constant")),
+    Flag("--val-split", "data.val_split", float,
+         "hold out this fraction of the training data for validation (picks the best checkpoint; default 0: none)"),
+    Flag("--split-seed", "data.split_seed", int, "seed of the validation split"),
+    # task and model
+    Flag("--task", "task.name", str, "the task (default: the data set's)", TASKS),
+    Flag("--init", "model.init", str, "weight initialisation", INITS),
     Flag("--weights", "model.weights", str, "fine-tune from a run folder or a state_dict file (new Xavier head)"),
     Flag("--head-lr-mult", "model.head_lr_mult", float, "with --weights: the new head's learning-rate multiplier"),
     Flag("--num-hiddens", "model.options.num_hiddens", int, "hidden units (MLPs, recurrent models)"),
     Flag("--num-layers", "model.options.num_layers", int, "stacked recurrent layers (language models)"),
     # optimisation
-    Flag("--optimizer", "optim.optimizer", str, "optimiser", ("sgd", "adam", "adamw")),
+    Flag("--optimizer", "optim.optimizer", str, "optimiser", OPTIMIZERS),
     Flag("--lr", "optim.lr", float, "learning rate"),
     Flag("--momentum", "optim.momentum", float, "SGD momentum"),
     Flag("--weight-decay", "optim.weight_decay", float, "weight decay"),
-    Flag("--schedule", "optim.schedule", str, "learning-rate schedule", ("constant", "step", "cosine")),
+    Flag("--schedule", "optim.schedule", str, "learning-rate schedule", SCHEDULES),
     Flag("--warmup-epochs", "optim.warmup_epochs", float, "linear warm-up length"),
     Flag("--clip-grad", "optim.clip_grad", float, "clip the gradient norm to this value"),
     # loop
     Flag("--epochs", "train.epochs", int, "passes over the training data"),
     Flag("--seed", "train.seed", int, "random seed"),
     Flag("--device", "train.device", str, "auto, cpu, cuda, cuda:N or mps"),
-    Flag("--precision", "train.precision", str, "arithmetic precision", ("32", "bf16", "16")),
+    Flag("--precision", "train.precision", str, "arithmetic precision", PRECISIONS),
     Flag("--threads", "train.threads", int, "CPU threads (default: this process's share of idle cores)"),
-    Flag("--patience", "train.patience", int, "early stopping: epochs without improvement"),
+    Flag("--patience", "train.patience", int, "early stopping: epochs without improvement on the validation split"),
+    Flag("--monitor", "train.monitor", str, "metric that picks the best checkpoint (default: the task's, e.g. val_acc)"),
     Flag("--checkpoint-every", "train.checkpoint_every", int, "also checkpoint every N steps"),
     Flag("--skip-nonfinite", "train.skip_nonfinite", int, "tolerate N steps with NaN/Inf loss or gradients"),
-    # task
-    Flag("--resize", "task.resize", int, "side length of the images fed to the model"),
-    Flag("--augment", "task.augment", lambda text: [t for t in text.split(",") if t],
+    Flag("--sync-every", "train.sync_every", int, "read the device's flags and running metrics every N steps"),
+    # task options
+    Flag("--resize", "task.options.resize", int, "side length of the images fed to the model"),
+    Flag("--augment", "task.options.augment", lambda text: [t for t in text.split(",") if t],
          "training augmentations, comma-separated: flip, crop, color"),
-    Flag("--train-subset", "task.train_subset", int, "train on a fixed random subset of this many images"),
-    Flag("--classes", "task.classes", _int_list, "keep only these class indices, comma-separated (relabelled 0, 1, ...)"),
-    Flag("--num-steps", "task.num_steps", int, "time steps per subsequence (language models)"),
-    Flag("--token", "task.token", str, "token type (language models)", ("char", "word")),
-    Flag("--sampling", "task.sampling", str, "minibatch sampling (language models)", ("sequential", "random")),
-    Flag("--max-tokens", "task.max_tokens", int, "train on the first N tokens of the text (language models)"),
-    Flag("--valid-fraction", "task.valid_fraction", float, "hold out this last fraction of the text for test perplexity"),
-    Flag("--num-examples", "task.num_examples", int, "translation: train on the first N sentence pairs"),
+    Flag("--train-subset", "task.options.train_subset", int, "train on a fixed random subset of this many images"),
+    Flag("--classes", "task.options.classes", _int_list,
+         "keep only these class indices, comma-separated (relabelled 0, 1, ...)"),
+    Flag("--num-steps", "task.options.num_steps", int, "time steps per subsequence (language models, seq2seq)"),
+    Flag("--token", "task.options.token", str, "token type (language models)", TOKENS),
+    Flag("--sampling", "task.options.sampling", str, "minibatch sampling (language models)", SAMPLINGS),
+    Flag("--max-tokens", "task.options.max_tokens", int, "train on the first N tokens of the text (language models)"),
+    Flag("--num-examples", "task.options.num_examples", int, "translation: train on the first N sentence pairs"),
 )  # fmt: skip
 
 SWITCHES = (
@@ -87,8 +95,11 @@ SWITCHES = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a model", description="Train a model by name.")
-    p.add_argument("model", nargs="?", help="model name (see `divekit models`)")
+    p = subparsers.add_parser("train", help="train a model",
+                              description="Train a registered model by name, or your own from a Python file.")  # fmt: skip
+    p.add_argument("model", nargs="?", metavar="MODEL",
+                   help="a model name (see `divekit models`) or path/to/file.py:NAME, an nn.Module class or a "
+                        "function returning one (its options via --option)")  # fmt: skip
     p.add_argument("--out", help="run folder (default: runs/<model>-<data>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--config", help="JSON file with config sections (model, data, task, optim, train)")
@@ -106,14 +117,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="data-parallel over N processes on this machine (launches torchrun for you)")  # fmt: skip
+    add_model_file(p)
     p.set_defaults(handler=run_train)
 
-    e = subparsers.add_parser("evaluate", help="score a trained run on its test data")
+    e = subparsers.add_parser("evaluate", help="score a trained run on its test (or validation) data")
     e.add_argument("run_dir")
+    e.add_argument("--split", choices=("test", "val"), default="test")
     e.add_argument("--checkpoint", choices=("best", "last"), default="best")
     e.add_argument("--device", default="cpu")
     e.add_argument("--data-dir", help="folder holding the data set's files, if it moved")
     e.add_argument("--json", action="store_true", help="print JSON")
+    add_model_file(e)
     e.set_defaults(handler=run_evaluate)
 
     r = subparsers.add_parser("predict", help="classify image files with a trained run")
@@ -124,6 +138,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--checkpoint", choices=("best", "last"), default="best")
     r.add_argument("--device", default="cpu")
     r.add_argument("--json", action="store_true", help="print one JSON object per image")
+    add_model_file(r)
     r.set_defaults(handler=run_predict)
 
     x = subparsers.add_parser("export", help="export a run's weights (safetensors or a plain state_dict)")
@@ -131,6 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.add_argument("--out", required=True, help="output file, e.g. model.safetensors")
     x.add_argument("--format", choices=("safetensors", "pt"), default="safetensors")
     x.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_model_file(x)
     x.set_defaults(handler=run_export)
 
 
@@ -162,32 +178,25 @@ def explicit_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def split_assignment(item: str, flag: str) -> tuple[str, str]:
-    """``"key=value"`` -> ``("key", "value")``; anything else is one error naming ``flag``."""
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
-    return key.strip(), value.strip()
-
-
 def run_train(args: argparse.Namespace) -> int:
-    from divekit.runs.run import read_run_config, resolve_config, resume, train
+    from divekit.runs import read_run_config, resolve_config, resume, train
 
     if args.nproc is not None:
         return launch_torchrun(args.nproc)
     overrides = explicit_overrides(args)
     if args.resume:
-        if not args.out:
+        if args.out is None:
             raise ConfigError("--resume needs --out DIR, the run folder to continue")
         saved = read_run_config(args.out)
-        if args.model and args.model != saved.model.name:
+        if args.model and args.model not in (saved.model.name, f"{saved.model.file}:{saved.model.name}"):
             raise ConfigError(f"{args.out} holds a {saved.model.name!r} run, not {args.model!r}")
-        result = resume(args.out, changes=overrides)
+        result = resume(args.out, changes=overrides, model_file=args.model_file)
     else:
         if not args.model:
-            raise ConfigError("name the model to train, e.g. `divekit train lenet` (see `divekit models`)")
-        data = overrides.pop("data.name", None)
-        config = resolve_config(args.model, data=data, overrides=overrides, config_file=args.config)
+            raise ConfigError("name the model to train, e.g. `divekit train lenet` (see `divekit models`), "
+                              "or your own, `divekit train my_model.py:Net`")  # fmt: skip
+        data, task = overrides.pop("data.name", None), overrides.pop("task.name", None)
+        config = resolve_config(args.model, data=data, task=task, overrides=overrides, config_file=args.config)
         result = train(config, out_dir=args.out)
     if os.environ.get("RANK", "0") == "0":
         print_result(result)
@@ -203,7 +212,7 @@ def launch_torchrun(nproc: int) -> int:
     argv = sys.argv[1:]
     rest: list[str] = []
     skip = False
-    for i, item in enumerate(argv):
+    for item in argv:
         if skip:
             skip = False
         elif item == "--nproc":
@@ -218,33 +227,36 @@ def launch_torchrun(nproc: int) -> int:
 
 def print_result(result: Any) -> None:
     """The final numbers of a run, on stdout."""
+    from divekit.engine.progress import format_metrics
+
     if not result.history:
         print("no epoch was trained")
         return
-    final = result.final
-    cfg = result.config
-    metrics = "  ".join(f"{k} {v:.4f}" for k, v in final.items()
-                        if k.startswith(("train_", "test_")) and "per_s" not in k)  # fmt: skip
+    final, cfg = result.final, result.config
     unit = next((k.split("_")[1] for k in final if k.startswith("train_") and k.endswith("_per_s")), "examples")
     total = sum(r["epoch_time_s"] for r in result.history)
     print(f"{cfg.model.name} on {cfg.data.name}: {final['epoch']} epochs, {total:.1f}s ({result.stop_reason})")
-    print(f"  {metrics}")
+    print(f"  last epoch: {format_metrics(final)}")
     print(f"  {final[f'train_{unit}_per_s']:,.0f} {unit}/s in training steps, "
           f"{final[f'epoch_{unit}_per_s']:,.0f} {unit}/s over whole epochs")  # fmt: skip
-    if result.best and result.best["epoch"] != final["epoch"]:
-        best = {k: v for k, v in result.best.items() if k.startswith("test_")}
-        print(f"  best epoch {result.best['epoch']}: " + "  ".join(f"{k} {v:.4f}" for k, v in best.items()))
+    if result.best is not None:
+        print(f"  best epoch on the validation split ({result.monitor}): {result.best['epoch']}: "
+              f"{format_metrics(result.best)} (checkpoints/best.pt)")  # fmt: skip
+    else:
+        print("  no validation split, so no best epoch is chosen: the last epoch's numbers are the result "
+              "(add --val-split 0.1 to choose one)")  # fmt: skip
     if result.out_dir is not None:
         print(f"  run folder: {result.out_dir}")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from divekit.runs.run import evaluate_run
+    from divekit.runs import evaluate_run
 
-    metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir)
+    metrics = evaluate_run(args.run_dir, which=args.checkpoint, device=args.device, data_dir=args.data_dir,
+                           split=args.split, model_file=args.model_file)  # fmt: skip
     if not metrics:
-        raise ConfigError(f"{args.run_dir} holds out no test data to score (a language model trained with "
-                          "task.valid_fraction 0); train with --valid-fraction 0.1 to get test perplexity")  # fmt: skip
+        raise ConfigError(f"{args.run_dir} has no {args.split} split to score (e.g. a language model trained "
+                          "without --val-split holds out no text)")  # fmt: skip
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -259,7 +271,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     paths = expand_image_paths([Path(p) for p in args.image])
     for pred in predict_images(args.run_dir, paths, top_k=args.top_k, batch_size=args.batch_size,
-                               which=args.checkpoint, device=args.device):  # fmt: skip
+                               which=args.checkpoint, device=args.device, model_file=args.model_file):  # fmt: skip
         if args.json:
             print(json.dumps({"image": str(pred.path), "top": [[c, p] for c, p in pred.top]}))
         else:
@@ -270,5 +282,5 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from divekit.runs.export import export_weights
 
-    print(export_weights(args.run_dir, args.out, fmt=args.format, which=args.checkpoint))
+    print(export_weights(args.run_dir, args.out, fmt=args.format, which=args.checkpoint, model_file=args.model_file))
     return 0

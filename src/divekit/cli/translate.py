@@ -1,4 +1,4 @@
-"""``divekit translate``, ``attention`` and ``kernel-regression``."""
+"""``divekit translate`` and ``attention``: translation with a trained seq2seq run, and where its attention goes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from divekit.cli.common import add_model_file
 from divekit.errors import ConfigError, DataError
 
 
@@ -38,17 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _run_options(a)
     a.set_defaults(handler=run_attention)
 
-    k = subparsers.add_parser("kernel-regression", help="Nadaraya-Watson attention pooling on the notes' toy data")
-    k.add_argument("--out", default="kernel-regression", help="folder for the PNGs")
-    k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--epochs", type=int, default=5, help="SGD epochs fitting the kernel width w")
-    k.add_argument("--lr", type=float, default=0.5)
-    k.set_defaults(handler=run_kernel_regression)
-
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--device", default="cpu")
+    add_model_file(parser)
 
 
 def _read_lines(path: str) -> Iterator[tuple[str, str | None]]:
@@ -90,7 +85,8 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     items = _inputs(args)
-    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
+    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
+                                      model_file=args.model_file)
     stats: dict[str, float] = {}
     count = truncated = 0
     while batch := list(itertools.islice(items, args.batch_size)):
@@ -128,7 +124,8 @@ def run_attention(args: argparse.Namespace) -> int:
     from divekit.plot_attention import attention_heatmaps
     from divekit.inference.translate import Translator
 
-    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device)
+    translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
+                                      model_file=args.model_file)
     maps = translator.attention_maps(args.sentence, max_len=args.max_len)
     if not maps.encoder and not maps.cross:
         raise ConfigError(f"{args.run_dir} holds a model without attention; train seq2seq-attention or transformer")
@@ -143,18 +140,5 @@ def run_attention(args: argparse.Namespace) -> int:
         attention_heatmaps([m.numpy() for m in layers], path, row_labels=queries, col_labels=maps.source_tokens,
                            layer_names=[f"{part} layer {i + 1}" for i in range(len(layers))],
                            xlabel="source (keys)", ylabel=f"{side} (queries)")  # fmt: skip
-        print(path)
-    return 0
-
-
-def run_kernel_regression(args: argparse.Namespace) -> int:
-    from divekit.demos.kernel_regression import run_kernel_regression as run
-
-    if args.epochs < 0 or not args.lr > 0:
-        raise ConfigError("--epochs must be >= 0 and --lr > 0")
-    result = run(args.out, seed=args.seed, epochs=args.epochs, lr=args.lr)
-    print(f"non-parametric (w = 1): test MSE {result.mse_nonparametric:.4f}")
-    print(f"parametric (learned w = {result.w:.3f}): test MSE {result.mse_parametric:.4f}")
-    for path in result.files:
         print(path)
     return 0

@@ -18,7 +18,7 @@ functional ops applied to it alone with the same parameters.
 
 Randomness comes only from the ``torch.Generator`` passed in, so a batch's
 augmentation is a pure function of its seed: :class:`SeededBatches` gives
-every batch a seed made from (run seed, epoch, batch index, rank), which
+every batch a seed made from (run seed, epoch, batch index), which
 keeps runs reproducible and resumed runs bit-identical.
 """
 
@@ -32,6 +32,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from divekit.data.batching import BatchSeed
 from divekit.errors import ConfigError
 
 AUGMENTATIONS = ("flip", "crop", "color")
@@ -46,6 +47,11 @@ class AugmentParams:
     boxes: torch.Tensor | None = None  # (N, 4) int64: top, left, height, width
     color: torch.Tensor | None = None  # (N, 4) float: brightness, contrast, saturation, hue
     color_order: torch.Tensor | None = None  # (N, 4) int64: a permutation of the four adjustments
+
+    def select(self, rows: slice) -> AugmentParams:
+        """The parameters of ``rows`` only."""
+        pick = lambda t: None if t is None else t[rows]  # noqa: E731
+        return AugmentParams(pick(self.flip), pick(self.boxes), pick(self.color), pick(self.color_order))
 
 
 def parse_augment(names: str | Sequence[str]) -> list[str]:
@@ -243,8 +249,16 @@ class BatchAugment:
                     X[rows] = op(X[rows], factors[rows, op_index])
         return X
 
-    def __call__(self, X: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        return self.apply(X, self.sample(X.shape[0], X.shape[-2], X.shape[-1], generator))
+    def __call__(self, X: torch.Tensor, *, generator: torch.Generator, total: int | None = None,
+                 rows: slice = slice(None)) -> torch.Tensor:  # fmt: skip
+        """Augment ``X``: the ``rows`` of a batch of ``total`` images (default: ``X`` is the whole batch).
+
+        Parameters are drawn for all ``total`` images, so a process holding a
+        share of a batch augments its rows exactly as one process holding the
+        whole batch would.
+        """
+        params = self.sample(total or X.shape[0], X.shape[-2], X.shape[-1], generator)
+        return self.apply(X, params.select(rows))
 
     def __repr__(self) -> str:
         return (f"BatchAugment({','.join(self.names)}, size={self.size}, crop_scale={self.crop_scale}, "
@@ -256,24 +270,25 @@ def _check_range(name: str, values: Sequence[float], low: float, high: float) ->
         raise ConfigError(f"{name} must be two numbers with {low} < min <= max <= {high}, got {list(values)}")
 
 
-def batch_seed(seed: int, epoch: int, index: int, rank: int) -> int:
-    """A 63-bit seed that depends only on (run seed, epoch, batch index, rank)."""
+def batch_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed that depends only on (run seed, epoch, batch index)."""
     value = seed
-    for part in (epoch, index, rank):
+    for part in (epoch, index, 0):  # the trailing 0 keeps the seeds of runs made before sharding moved
         value = (value * 1_000_003 + part) % (1 << 63)
     return value
 
 
 class SeededBatches:
-    """A training loader whose batches carry their own augmentation seed: ``(*tensors, seed)``.
+    """A training loader whose batches carry their own augmentation seed: ``(*tensors, BatchSeed)``.
 
     Wraps a loader with ``set_epoch``/``iter_from``/``len`` (``TensorBatches``);
     the seed of batch ``i`` of epoch ``e`` is :func:`batch_seed`, so any batch
-    can be replayed exactly, e.g. after resuming mid-epoch.
+    can be replayed exactly, e.g. after resuming mid-epoch, and every process
+    of a distributed run draws the same parameters for the whole batch.
     """
 
-    def __init__(self, batches, *, seed: int, rank: int = 0) -> None:
-        self.batches, self.seed, self.rank, self.epoch = batches, seed, rank, 0
+    def __init__(self, batches, *, seed: int) -> None:
+        self.batches, self.seed, self.epoch = batches, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -281,10 +296,14 @@ class SeededBatches:
 
     def iter_from(self, start_batch: int = 0) -> Iterator[tuple]:
         for index, batch in enumerate(self.batches.iter_from(start_batch), start=start_batch):
-            yield (*batch, batch_seed(self.seed, self.epoch, index, self.rank))
+            yield (*batch, BatchSeed(batch_seed(self.seed, self.epoch, index), total=len(batch[0])))
 
     def __iter__(self) -> Iterator[tuple]:
         return self.iter_from(0)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    @property
+    def last_batch_rows(self) -> int | None:
+        return getattr(self.batches, "last_batch_rows", None)

@@ -9,7 +9,7 @@ from divekit.data.registry import register_dataset
 
 @register_dataset(
     "digits",
-    kind="image-classification",
+    task="classification",
     description="scikit-learn's 1,797 8x8 digits upsampled to 28x28 (embedded, offline default)",
     embedded=True,
     # 1,437 training images give few steps per epoch: smaller batches, Adam and more epochs.
@@ -21,7 +21,7 @@ def _digits(**_: object) -> ImageClassificationData:
 
 @register_dataset(
     "fashion-mnist",
-    kind="image-classification",
+    task="classification",
     description="Zalando's Fashion-MNIST, 60,000 + 10,000 28x28 clothing images (IDX files)",
 )
 def _fashion_mnist(*, data_dir=None, download=False, mirror=None) -> ImageClassificationData:
@@ -30,7 +30,7 @@ def _fashion_mnist(*, data_dir=None, download=False, mirror=None) -> ImageClassi
 
 @register_dataset(
     "mnist",
-    kind="image-classification",
+    task="classification",
     description="LeCun's MNIST handwritten digits, 60,000 + 10,000 28x28 images (IDX files)",
 )
 def _mnist(*, data_dir=None, download=False, mirror=None) -> ImageClassificationData:

@@ -187,7 +187,7 @@ def load_cifar10(*, data_dir: str | os.PathLike | None = None, download_missing:
 
 @register_dataset(
     NAME,
-    kind="image-classification",
+    task="classification",
     description="CIFAR-10, 50,000 + 10,000 32x32 colour images in 10 classes (official python batches)",
 )
 def _cifar10(*, data_dir=None, download=False, mirror=None) -> ImageClassificationData:

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from divekit.choices import NORMALIZATIONS
 from divekit.data.download import RemoteFile, dataset_folder, download
 from divekit.data.registry import register_dataset
 from divekit.data.text import Vocab, tokenize
 from divekit.errors import ConfigError, DataError
 
-NORMALIZATIONS = ("letters", "none")
 _NON_LETTERS = re.compile("[^A-Za-z]+")
 
 TIME_MACHINE = RemoteFile(
@@ -63,14 +63,14 @@ class TextCorpus:
     name: str
     raw_lines: list[str]
     source: str
-    kind: str = "text"
+    task: str = "language-model"
 
     def lines(self, normalize: str = "letters") -> list[str]:
         """The lines cleaned with ``normalize`` (see :func:`normalize_line`)."""
         return normalize_lines(self.raw_lines, normalize)
 
     def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "data": self.name, "source": self.source}
+        return {"task": self.task, "data": self.name, "source": self.source}
 
 
 def read_text_file(path: str | os.PathLike, *, name: str | None = None) -> TextCorpus:
@@ -138,9 +138,9 @@ def build_corpus(lines: Iterable[str], *, token: str = "char", min_freq: int = 0
 
 @register_dataset(
     "timemachine",
-    kind="text",
+    task="language-model",
     description="H. G. Wells' The Time Machine, 3,221 lines (the book's corpus; a file, or --download)",
-    recipe={"task.max_tokens": 10_000},  # the book trains its character models on the first 10,000 tokens
+    recipe={"task.options.max_tokens": 10_000},  # the book trains its character models on the first 10,000 tokens
 )
 def _timemachine(*, data_dir=None, download=False, mirror=None) -> TextCorpus:
     return load_time_machine(data_dir=data_dir, download_missing=download, mirror=mirror)
@@ -148,17 +148,17 @@ def _timemachine(*, data_dir=None, download=False, mirror=None) -> TextCorpus:
 
 @register_dataset(
     "pydoc",
-    kind="text",
+    task="language-model",
     description="Python's own help topics (pydoc_data), ~370,000 letters of English prose (embedded, offline default)",
     embedded=True,
     # ~37 Time Machines long: fewer, longer epochs than the book's 500 over 10,000 tokens
-    recipe={"task.max_tokens": 100_000, "train.epochs": 40},
+    recipe={"task.options.max_tokens": 100_000, "train.epochs": 40},
 )
 def _pydoc(**_: object) -> TextCorpus:
     return TextCorpus("pydoc", pydoc_lines(), "embedded: pydoc_data.topics")
 
 
-@register_dataset("text-file", kind="text", description="any UTF-8 text file, named with --data-dir FILE")
+@register_dataset("text-file", task="language-model", description="any UTF-8 text file, named with --data-dir FILE")
 def _text_file(*, data_dir=None, **_: object) -> TextCorpus:
     if data_dir is None:
         raise ConfigError("the text-file data set reads the file named by --data-dir FILE")

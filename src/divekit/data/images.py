@@ -37,7 +37,7 @@ class ImageClassificationData:
     test: ImageSplit
     class_names: tuple[str, ...]
 
-    kind = "image-classification"
+    task = "classification"
 
     def __post_init__(self) -> None:
         if self.train.images.shape[1:] != self.test.images.shape[1:]:
@@ -61,7 +61,7 @@ class ImageClassificationData:
     def info(self) -> dict[str, Any]:
         """Facts a trained model needs at prediction time, saved in its run folder."""
         return {
-            "kind": self.kind,
+            "task": self.task,
             "name": self.name,
             "in_channels": self.in_channels,
             "image_size": list(self.image_size),

@@ -39,7 +39,7 @@ def _generate() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...
 
 @register_dataset(
     "numbers-fr",
-    kind="translation",
+    task="seq2seq",
     description=f"English to French number words, 0-{LIMIT - 1:,}, generated with num2words (embedded, offline default)",
     embedded=True,
     # 9,000 short pairs: fewer passes than the book's 600-pair runs need.

@@ -1,10 +1,10 @@
 """The data-set registry: every data set by a unique name.
 
 A loader takes keyword arguments ``data_dir``, ``download`` and ``mirror``
-(embedded data sets ignore them) and returns a data object whose ``kind``
-tells the trainer which task it feeds: ``image-classification``, ``text``
-(language modelling), ``translation`` (sequence to sequence) or
-``sequence`` (regression on a series).
+(embedded data sets ignore them) and returns a data object. Each entry names
+the task its data serves (:data:`divekit.registry.TASKS`): images for
+``classification``, a text for ``language-model``, sentence pairs for
+``seq2seq``, a series for ``regression``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from divekit.errors import unknown_name
+from divekit.registry import Registry, caller_module, check_task
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,20 @@ class DatasetEntry:
     """What the registry knows about one data set."""
 
     name: str
-    kind: str
+    task: str
     loader: Callable[..., Any]
     description: str
     embedded: bool = False
     recipe: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("data set")
 
 
 def register_dataset(
     name: str,
     *,
-    kind: str,
+    task: str,
     description: str,
     embedded: bool = False,
     recipe: dict[str, Any] | None = None,
@@ -44,13 +44,13 @@ def register_dataset(
 
     ``recipe`` holds training settings (dotted config keys) that suit this
     data set better than the model's own defaults, e.g. more epochs for a
-    small data set. Refuses a name that is already taken.
+    small data set. A name taken by another module is refused.
     """
+    check_task(task)
 
     def decorate(loader: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY:
-            raise ValueError(f"data set name {name!r} is already registered")
-        _REGISTRY[name] = DatasetEntry(name, kind, loader, description, embedded, dict(recipe or {}))
+        entry = DatasetEntry(name, task, loader, description, embedded, dict(recipe or {}))
+        DATASETS.add(name, entry, module=caller_module(loader))
         return loader
 
     return decorate
@@ -58,14 +58,12 @@ def register_dataset(
 
 def get_dataset_entry(name: str) -> DatasetEntry:
     """The registry entry for ``name``; unknown names get a suggestion."""
-    if name not in _REGISTRY:
-        raise unknown_name("data set", name, _REGISTRY)
-    return _REGISTRY[name]
+    return DATASETS.get(name)
 
 
-def list_datasets(kind: str | None = None) -> list[str]:
-    """Registered data-set names, sorted, optionally only those of one kind."""
-    return sorted(n for n, e in _REGISTRY.items() if kind is None or e.kind == kind)
+def list_datasets(task: str | None = None) -> list[str]:
+    """Registered data-set names, sorted, optionally only those of one task."""
+    return DATASETS.names(None if task is None else lambda e: e.task == task)
 
 
 def load_dataset(

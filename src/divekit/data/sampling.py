@@ -15,9 +15,9 @@ throws the first subsequence away.)
 
 Both are deterministic functions of ``(seed, epoch)``, have the same number
 of batches every epoch (the count that the worst offset allows), and can
-restart mid-epoch (``iter_from``). In a distributed run each rank takes a
-contiguous, disjoint slice of the rows of every global batch, so a rank's
-hidden state always belongs to its own rows.
+restart mid-epoch (``iter_from``). Batches are global: in a distributed run
+each process keeps a fixed, contiguous slice of the rows of every batch
+(:mod:`divekit.data.batching`), so its hidden state always belongs to its own rows.
 """
 
 from __future__ import annotations
@@ -26,27 +26,22 @@ from collections.abc import Iterator
 
 import torch
 
-from divekit.data.loader import epoch_generator
+from divekit.data.batching import epoch_generator
 from divekit.errors import ConfigError, DataError
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # X, Y: (N, num_steps) token ids
 
 
 class _StreamBatches:
-    """What both samplers share: checks, the per-epoch offset and the rank's rows."""
+    """What both samplers share: the checks and the per-epoch offset."""
 
-    def __init__(self, corpus: torch.Tensor, *, batch_size: int, num_steps: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:  # fmt: skip
+    def __init__(self, corpus: torch.Tensor, *, batch_size: int, num_steps: int, seed: int = 0) -> None:
         if batch_size < 1 or num_steps < 1:
             raise ConfigError(f"batch size and num_steps must be at least 1, got {batch_size} and {num_steps}")
-        if batch_size % world_size:
-            raise ConfigError(f"batch size {batch_size} does not split evenly across {world_size} processes")
         self.corpus = torch.as_tensor(corpus, dtype=torch.long).flatten()
         self.batch_size = batch_size
         self.num_steps = num_steps
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
         self.epoch = 0
         if len(self) == 0:
             raise DataError(
@@ -60,11 +55,6 @@ class _StreamBatches:
     def _offset(self, generator: torch.Generator) -> int:
         """The epoch's start, uniform in ``[0, num_steps - 1]``."""
         return int(torch.randint(0, self.num_steps, (1,), generator=generator))
-
-    def _rows(self) -> slice:
-        """This rank's rows of a global batch."""
-        local = self.batch_size // self.world_size
-        return slice(self.rank * local, (self.rank + 1) * local)
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iter_from(0)
@@ -81,10 +71,9 @@ class RandomSequenceBatches(_StreamBatches):
 
     Args:
         corpus: the token ids, one long 1-D stream.
-        batch_size: subsequences per global batch (all ranks together).
+        batch_size: subsequences per batch.
         num_steps: tokens per subsequence.
         seed: seeds the offsets and orders (with the epoch).
-        rank, world_size: this process's share in a distributed run.
     """
 
     def __len__(self) -> int:
@@ -98,7 +87,7 @@ class RandomSequenceBatches(_StreamBatches):
         starts = offset + self.num_steps * torch.randperm(count, generator=generator)
         window = torch.arange(self.num_steps)
         for b in range(start_batch, len(self)):
-            chosen = starts[b * self.batch_size:(b + 1) * self.batch_size][self._rows()]  # (N,)
+            chosen = starts[b * self.batch_size:(b + 1) * self.batch_size]  # (N,)
             index = chosen[:, None] + window  # (N, num_steps)
             yield self.corpus[index], self.corpus[index + 1]
 
@@ -122,22 +111,21 @@ class SequentialBatches(_StreamBatches):
     def iter_from(self, start_batch: int = 0) -> Iterator[Batch]:
         offset = self._offset(epoch_generator(self.seed, self.epoch))
         n = self.batch_size * self.row_length
-        Xs = self.corpus[offset:offset + n].view(self.batch_size, -1)[self._rows()]  # (N, row_length)
-        Ys = self.corpus[offset + 1:offset + 1 + n].view(self.batch_size, -1)[self._rows()]
+        Xs = self.corpus[offset:offset + n].view(self.batch_size, -1)  # (N, row_length)
+        Ys = self.corpus[offset + 1:offset + 1 + n].view(self.batch_size, -1)
         for b in range(start_batch, len(self)):
             columns = slice(b * self.num_steps, (b + 1) * self.num_steps)
             yield Xs[:, columns], Ys[:, columns]
 
 
-def evaluation_batches(corpus: torch.Tensor, *, batch_size: int, num_steps: int, rank: int = 0,
-                       world_size: int = 1) -> Iterator[Batch]:  # fmt: skip
+def evaluation_batches(corpus: torch.Tensor, *, batch_size: int, num_steps: int) -> Iterator[Batch]:
     """The tokens of ``corpus`` as sequential batches, each predicted once (for perplexity).
 
     The stream is split into at most ``batch_size`` equal rows of at least
     ``num_steps`` tokens where the text allows (the last ``< batch_size``
     tokens that do not fill a row are left out); the last batch of a row may
-    be shorter. With several ranks, each takes a disjoint share of the rows (a
-    rank may get none), so the ranks together score each token once.
+    be shorter. Every batch has the same rows, so processes that each keep a
+    share of the rows score each token once, with the state carried along their rows.
     """
     corpus = torch.as_tensor(corpus, dtype=torch.long).flatten()
     usable = len(corpus) - 1
@@ -147,9 +135,5 @@ def evaluation_batches(corpus: torch.Tensor, *, batch_size: int, num_steps: int,
     length = usable // rows
     Xs = corpus[:rows * length].view(rows, length)  # (rows, length)
     Ys = corpus[1:rows * length + 1].view(rows, length)
-    mine = torch.arange(rows).tensor_split(world_size)[rank]
-    if len(mine) == 0:
-        return
-    Xs, Ys = Xs[mine], Ys[mine]
     for start in range(0, length, num_steps):
         yield Xs[:, start:start + num_steps], Ys[:, start:start + num_steps]

@@ -19,7 +19,7 @@ SINE_SEED = 20_240_601
 
 @dataclass
 class SeriesData:
-    """A univariate time series for regression on its own past (data kind ``sequence``).
+    """A univariate time series for regression on its own past (task ``regression``).
 
     Attributes:
         name: the data set's name.
@@ -32,10 +32,10 @@ class SeriesData:
     time: torch.Tensor
     values: torch.Tensor
     n_train: int
-    kind: str = "sequence"
+    task: str = "regression"
 
     def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "data": self.name, "length": len(self.values), "n_train": self.n_train}
+        return {"task": self.task, "data": self.name, "length": len(self.values), "n_train": self.n_train}
 
 
 def make_sine(*, length: int = 1000, noise: float = 0.2, seed: int = SINE_SEED, n_train: int = 600) -> SeriesData:
@@ -48,7 +48,7 @@ def make_sine(*, length: int = 1000, noise: float = 0.2, seed: int = SINE_SEED, 
 
 @register_dataset(
     "sine",
-    kind="sequence",
+    task="regression",
     description="1,000 points of sin(0.01 t) plus N(0, 0.2^2) noise; the first 600 train (embedded)",
     embedded=True,
 )

@@ -125,7 +125,7 @@ class TranslationData:
     source_lang: str = "en"
     target_lang: str = "fr"
     description: str = ""
-    kind: str = field(default="translation", init=False)
+    task: str = field(default="seq2seq", init=False)
 
     def split(self, *, num_examples: int | None = None, num_test: int | None = None) -> tuple[list, list]:
         """Training and test pairs; no test pair has a source sentence seen in training.
@@ -174,7 +174,7 @@ class TranslationData:
         return train, test
 
     def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "data": self.name, "source_lang": self.source_lang, "target_lang": self.target_lang}
+        return {"task": self.task, "data": self.name, "source_lang": self.source_lang, "target_lang": self.target_lang}
 
 
 def _find_pairs_file(folder: Path) -> Path | None:
@@ -214,9 +214,9 @@ def fra_eng_file(data_dir: str | os.PathLike | None = None, *, download_missing:
 
 @register_dataset(
     "fra-eng",
-    kind="translation",
+    task="seq2seq",
     description="Tatoeba English-French sentence pairs (tab-separated; the book trains on the first 600)",
-    recipe={"task.num_examples": 600},
+    recipe={"task.options.num_examples": 600},
 )
 def load_fra_eng(*, data_dir: str | os.PathLike | None = None, download: bool = False,
                  mirror: str | None = None) -> TranslationData:  # fmt: skip

@@ -20,6 +20,7 @@ from torch import nn
 
 from divekit import io
 from divekit.errors import CheckpointError
+from divekit.nn.params import unwrap
 
 FORMAT = "divekit-checkpoint"
 VERSION = 1
@@ -47,12 +48,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside DDP and ``torch.compile`` wrappers."""
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    return getattr(model, "_orig_mod", model)  # torch.compile
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -61,13 +61,34 @@ def shutdown_distributed() -> None:
 
 
 def all_reduce_sums(sums: dict[str, float], ctx: DistContext, device: torch.device) -> dict[str, float]:
-    """Add metric sums across processes (every process gets the totals)."""
-    if not ctx.enabled or not sums:
+    """Add metric sums across processes (every process gets the totals).
+
+    Processes may hold different keys (one that had no evaluation batch holds
+    none); the keys are agreed first, so the collective is the same everywhere.
+    """
+    if not ctx.enabled:
         return {k: float(v) for k, v in sums.items()}
-    keys = sorted(sums)
-    values = torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64, device=_comm_device(device))
+    gathered: list[list[str]] = [[] for _ in range(ctx.world_size)]
+    dist.all_gather_object(gathered, sorted(sums))
+    keys = sorted(set().union(*gathered))
+    if not keys:
+        return {}
+    values = torch.tensor([float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64, device=_comm_device(device))
     dist.all_reduce(values)
     return dict(zip(keys, values.tolist()))
+
+
+def all_reduce_tensor(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The sum of ``tensor`` over processes, as a tensor on its device (nothing is read on the host)."""
+    if not ctx.enabled:
+        return tensor
+    total = tensor.clone()
+    if dist.get_backend() == "nccl" or total.device.type == "cpu":
+        dist.all_reduce(total)
+        return total
+    on_cpu = total.cpu()
+    dist.all_reduce(on_cpu)
+    return on_cpu.to(tensor.device)
 
 
 def agree(values: list[bool | float], ctx: DistContext, device: torch.device) -> list[bool | float]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from divekit.io import atomic_write_json, atomic_write_text
 
-CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_ppl", "test_ppl")
+CURVE_KEYS = tuple(f"{split}_{name}" for name in ("loss", "acc", "ppl") for split in ("train", "val", "test"))
 
 
 def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -25,9 +25,9 @@ def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(out_dir / "metrics.csv", buffer.getvalue())
 
 
-def write_curves(out_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Plot the losses and accuracies (or perplexities) the history holds."""
+def write_curves(out_dir: Path, history: list[dict[str, Any]], *, best_epoch: int | None = None) -> None:
+    """Plot the losses and accuracies (or perplexities) the history holds; mark the selected epoch."""
     from divekit.plot import plot_curves
 
     present = [k for k in CURVE_KEYS if any(k in r for r in history)]
-    plot_curves(history, out_dir / "curves.png", keys=present)
+    plot_curves(history, out_dir / "curves.png", keys=present, best_epoch=best_epoch)

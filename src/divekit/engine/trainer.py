@@ -1,11 +1,18 @@
 """The model-agnostic trainer.
 
-It never imports a model or a data set: a :class:`~divekit.tasks.base.Task`
-turns batches into losses and scores models, and the trainer runs the loop
-around it: device placement, optimiser and schedule, mixed precision,
-gradient clipping, checks for NaN/Inf, distributed data parallelism,
-checkpoints (every epoch, the best one, and on interruption), metrics files,
-curves, a progress bar and early stopping.
+It never imports a model, a data set or a task: an
+:class:`~divekit.tasks.base.Objective` turns batches into losses and metric
+sums, and the trainer runs the loop around it: device placement, the
+optimiser and schedule, mixed precision, gradient clipping, NaN/Inf checks,
+distributed data parallelism, checkpoints (every epoch, the best one on the
+validation split, and on interruption), evaluation of the held-out splits,
+callbacks (progress, metric files, curves) and early stopping.
+
+Nothing is read from the device at every step: the loss's finiteness, the
+skipped-step count and the metric sums stay on the device and are read every
+``train.sync_every`` steps, at epoch ends and before every checkpoint. A
+non-finite step is skipped on the device (fused optimisers take a
+``found_inf`` flag), so the weights and every checkpoint stay finite.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,24 +31,27 @@ from typing import Any
 import torch
 from torch import nn
 
+from divekit.data.batching import ShardedBatches, as_epoch_batches, batches_state, load_batches_state, num_batches
 from divekit.device import resolve_device
-from divekit.errors import DivekitError, NonFiniteLossError
-from divekit.io import DiskWriteError
 from divekit.engine import checkpoint as ckpt
-from divekit.runs.config import RunConfig
-from divekit.engine.distributed import DistContext, agree, all_reduce_sums, barrier, is_communication_error
-from divekit.engine.metrics import write_curves, write_metrics
-from divekit.engine.optim import build_optimizer, build_scheduler
-from divekit.engine.progress import EpochBar, postfix, summary_line
+from divekit.engine.callbacks import Callback, EpochLog, ProgressBar, RunFiles
+from divekit.engine.distributed import (DistContext, agree, all_reduce_sums, all_reduce_tensor, barrier,
+                                        is_communication_error)  # fmt: skip
+from divekit.engine.evaluation import default_transfer, evaluate_splits
+from divekit.engine.optim import build_optimizer, build_scheduler, skips_on_device
+from divekit.engine.options import OptimConfig, TrainConfig
+from divekit.engine.result import RunResult
 from divekit.engine.signals import stop_requests
 from divekit.engine.speed import autocast, compile_model, grad_scaler, use_channels_last, wrap_ddp
-from divekit.tasks.base import Runtime, Task
+from divekit.errors import ConfigError, DivekitError, NonFiniteLossError
+from divekit.io import DiskWriteError
+from divekit.tasks.base import Objective
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_PREEMPTED = 75  # SIGTERM: EX_TEMPFAIL, "try again": a job script can requeue
+SCHEDULES_NEEDING_LENGTH = ("step", "cosine")
 
-
-CURVES_EVERY_S = 30.0  # redraw curves.png during a run at most this often (and always at the end)
+Transfer = Callable[..., Any]
 
 
 class TrainingInterrupted(DivekitError):
@@ -59,96 +69,107 @@ class PeerFailure(DivekitError):
 
 
 @dataclass
-class FitResult:
-    """What :meth:`Trainer.fit` returns."""
-
-    history: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    stop_reason: str
-    out_dir: Path | None
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.history[-1] if self.history else {}
-
-
-@dataclass
-class _Progress:
-    """Where training is, and the partial sums of the unfinished epoch."""
+class Progress:
+    """Where training is, and the partial sums of the unfinished epoch (device tensors while it runs)."""
 
     epoch: int = 0
     batch: int = 0
     global_step: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    step_time: float = 0.0
-    epoch_time: float = 0.0
+    sums: dict[str, Any] = field(default_factory=dict)
+    train_time: float = 0.0
     bad_steps: int = 0
 
-
-class Callback:
-    """Hooks into the loop; override what you need."""
-
-    def on_step_end(self, trainer: Trainer, step: int) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+    def as_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "global_step": self.global_step,
+                "sums": floats(self.sums), "train_time": self.train_time, "bad_steps": self.bad_steps}  # fmt: skip
 
 
 class Trainer:
-    """Fit ``model`` on ``task`` as ``config`` says, writing into ``out_dir``.
+    """Fit ``model`` with ``objective`` on ``train_data``, evaluating ``eval_data`` after every epoch.
 
     Args:
         model: the network (already initialised; the trainer moves it).
-        task: the learning problem (data, loss, metrics).
-        config: the whole run configuration.
-        out_dir: run folder for checkpoints, metrics and curves; ``None``
-            keeps everything in memory.
+        objective: the loss and metrics.
+        train_data: the training batches: an :class:`~divekit.data.batching.EpochBatches`,
+            a ``DataLoader``, a list of batches or a callable returning an iterator.
+        eval_data: held-out batches by split name (``val``, ``test``); ``val``
+            picks the best checkpoint and drives early stopping, ``test`` is
+            only ever reported.
+        train, optim: the loop's and the optimiser's settings.
+        transfer: ``transfer(batch, device=, channels_last=, train=)`` puts a batch on the
+            device, ready for the model (default: every tensor moved).
+        out_dir: run folder for checkpoints, metrics and curves; ``None`` keeps everything in memory.
         dist: this process's place in a distributed run.
-        param_groups: optimiser parameter groups (default: all parameters).
-        callbacks: :class:`Callback` objects.
+        param_groups: optimiser parameter groups (default: all trainable parameters).
+        callbacks: :class:`Callback` objects, run after the built-in ones.
         log: where one-line messages go (default: stderr, main process only).
+        name: what is trained, for the first line of the log.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        task: Task,
-        config: RunConfig,
-        *,
-        out_dir: str | Path | None = None,
-        dist: DistContext | None = None,
-        param_groups: Iterable[dict[str, Any]] | None = None,
-        callbacks: Sequence[Callback] = (),
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        self.config = config
-        self.task = task
+    def __init__(self, model: nn.Module, objective: Objective, train_data: Any, *,
+                 eval_data: Mapping[str, Iterable[Any]] | None = None, train: TrainConfig, optim: OptimConfig,
+                 transfer: Transfer | None = None, out_dir: str | Path | None = None, dist: DistContext | None = None,
+                 param_groups: Iterable[dict[str, Any]] | None = None, callbacks: Sequence[Callback] = (),
+                 log: Callable[[str], None] | None = None, name: str = "model") -> None:  # fmt: skip
+        self.train_config, self.optim_config = train.validate(), optim.validate()
+        self.objective, self.name = objective, name
         self.dist = dist or DistContext()
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.callbacks = list(callbacks)
         self._log = log
-        self.device = resolve_device(config.train.device, local_rank=self.dist.local_rank)
-        tc = config.train
-        self.channels_last = use_channels_last(tc.channels_last, model, self.device)
-        self.task.setup(Runtime(self.device, self.channels_last, self.dist.rank, self.dist.world_size))
-        self.model = model.to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = compile_model(self.model) if tc.compile else self.model
-        self.train_net = wrap_ddp(self.net, self.dist, self.device)
-        self.loader = task.train_batches(seed=tc.seed)
-        self.steps_per_epoch = len(self.loader)
+        self.device = resolve_device(train.device, local_rank=self.dist.local_rank)
+        self.channels_last = use_channels_last(train.channels_last, model, self.device)
+        self.raw_model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
+        self.compiled_model = compile_model(self.raw_model) if train.compile else self.raw_model
+        self.distributed_model = wrap_ddp(self.compiled_model, self.dist, self.device)
+        self.transfer = transfer or default_transfer
+        batches = as_epoch_batches(train_data, seed=train.seed)
+        self.batches = ShardedBatches(batches, rank=self.dist.rank, world_size=self.dist.world_size) if self.dist.enabled else batches
+        self.eval_data = dict(eval_data or {})
+        self.steps_per_epoch = num_batches(self.batches)
         if self.steps_per_epoch == 0:
-            raise DivekitError("the training data gives no batch: use a smaller batch size or more data")
-        self.optimizer = build_optimizer(param_groups if param_groups is not None else self.model, config.optim)
-        self.scheduler = build_scheduler(self.optimizer, config.optim, steps_per_epoch=self.steps_per_epoch,
-                                         epochs=tc.epochs)  # fmt: skip
-        self.scaler = grad_scaler(tc.precision, self.device)
+            raise ConfigError("the training data gives no batch: use a smaller batch size or more data")
+        if self.steps_per_epoch is None and (optim.schedule in SCHEDULES_NEEDING_LENGTH or optim.warmup_epochs):
+            raise ConfigError(f"optim.schedule={optim.schedule!r} and optim.warmup_epochs need the number of batches "
+                              "per epoch; give training batches that have a len() (a list or a DataLoader)")  # fmt: skip
+        self.optimizer = build_optimizer(param_groups if param_groups is not None else self.raw_model, optim)
+        self.scheduler = build_scheduler(self.optimizer, optim, steps_per_epoch=self.steps_per_epoch or 1,
+                                         epochs=train.epochs)  # fmt: skip
+        self.scaler = grad_scaler(train.precision, self.device)
+        self.skip_on_device = self.scaler is None and skips_on_device(self.optimizer)
+        self.monitor, self.monitor_mode = self._monitor()
+        self.callbacks = self._default_callbacks() + list(callbacks)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
-        self.progress = _Progress()
+        self.progress = Progress()
         self._stop_signal: int | None = None
-        self._last_plot = time.monotonic()
+        self._bad = torch.zeros((), dtype=torch.long, device=self.device)  # skipped steps since the last sync
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # global step of the first
+        self._step_index = torch.zeros((), dtype=torch.long, device=self.device)
 
     # ----------------------------------------------------------------- set-up
+    def _monitor(self) -> tuple[str | None, str]:
+        tc, obj = self.train_config, self.objective
+        if tc.monitor is not None:
+            split, _, name = tc.monitor.partition("_")
+            if split == "val" and "val" not in self.eval_data:
+                raise ConfigError(f"train.monitor={tc.monitor!r} needs a validation split; set data.val_split or pass val data")
+            mode = obj.monitor_mode if name == obj.monitor else ("max" if name in ("acc", "bleu") else "min")
+            return tc.monitor, mode
+        monitor = f"val_{obj.monitor}" if "val" in self.eval_data else None
+        if tc.patience is not None and monitor is None:
+            raise ConfigError("train.patience (early stopping) needs a validation split to watch: set data.val_split, "
+                              "pass val data, or set train.monitor to a train_ metric")  # fmt: skip
+        return monitor, obj.monitor_mode
+
+    def _default_callbacks(self) -> list[Callback]:
+        if not self.dist.is_main:
+            return []
+        callbacks: list[Callback] = [ProgressBar()] if self.train_config.progress else []
+        callbacks.append(EpochLog())
+        if self.out_dir is not None:
+            callbacks.append(RunFiles(self.out_dir))
+        return callbacks
+
     def log(self, message: str) -> None:
         if not self.dist.is_main:
             return
@@ -159,32 +180,46 @@ class Trainer:
 
             tqdm.write(message, file=sys.stderr)
 
+    def header(self) -> str:
+        """The run's first line: what trains, for how long, and every setting that changes the numbers."""
+        tc = self.train_config
+        steps = f"{self.steps_per_epoch} steps each" if self.steps_per_epoch else "steps unknown"
+        count = torch.get_num_threads()
+        threads = f"{count} thread{'s' if count > 1 else ''}" if self.device.type == "cpu" else str(self.device)
+        return (f"{self.name}: {tc.epochs} epochs, {steps}, on {self.device.type} ({threads}); precision {tc.precision}, "
+                f"compile {'on' if tc.compile else 'off'}, channels-last {'on' if self.channels_last else 'off'}, "
+                f"deterministic {'on' if tc.deterministic else 'off'}, seed {tc.seed}"
+                + (f", world size {self.dist.world_size}" if self.dist.enabled else ""))  # fmt: skip
+
     @property
     def checkpoint_dir(self) -> Path | None:
         return self.out_dir / "checkpoints" if self.out_dir is not None else None
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.config.train.precision, self.device)
+        return autocast(self.train_config.precision, self.device)
+
+    def _each(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
-        p = self.progress
         return {
-            "model": ckpt.unwrap(self.model).state_dict(),
+            "model": self.raw_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
-            "progress": {"epoch": p.epoch, "batch": p.batch, "global_step": p.global_step,
-                         "sums": _floats(p.sums), "step_time": p.step_time, "epoch_time": p.epoch_time,
-                         "bad_steps": p.bad_steps},  # fmt: skip
+            "progress": self.progress.as_state(),
             "history": self.history,
             "best": self.best,
-            "task": self.task.state_dict(),
+            "task": self.objective.state_dict(),
+            "batches": batches_state(self.batches),
             "rng": ckpt.rng_state(),
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoints/last.pt`` (main process only); return its path."""
+        """Write ``checkpoints/last.pt`` (main process only) after reading the device flags; return its path."""
+        self._sync()
         path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         if path is not None and self.dist.is_main:
             ckpt.save_checkpoint(path, self._state())
@@ -192,225 +227,270 @@ class Trainer:
         return path
 
     def _save_best(self, record: dict[str, Any]) -> None:
-        if self.checkpoint_dir is None or not self.dist.is_main:
-            return
-        ckpt.save_checkpoint(self.checkpoint_dir / "best.pt",
-                             {"model": ckpt.unwrap(self.model).state_dict(), "metrics": record})  # fmt: skip
+        if self.checkpoint_dir is not None and self.dist.is_main:
+            ckpt.save_checkpoint(self.checkpoint_dir / "best.pt",
+                                 {"model": self.raw_model.state_dict(), "metrics": record, "monitor": self.monitor})  # fmt: skip
 
     def restore(self, path: str | Path) -> None:
         """Continue from the checkpoint at ``path`` (written by :meth:`save_checkpoint`)."""
         state = ckpt.load_checkpoint(Path(path))
-        ckpt.load_model_state(self.model, state["model"], source=str(path))
+        ckpt.load_model_state(self.raw_model, state["model"], source=str(path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.progress = _Progress(**state["progress"])
-        self.history = list(state["history"])
-        self.best = state["best"]
-        self.task.load_state_dict(state["task"])
+        self.progress = Progress(**_progress_fields(state["progress"]))
+        self.history, self.best = list(state["history"]), state["best"]
+        self.objective.load_state_dict(state["task"])
+        load_batches_state(self.batches, state.get("batches", {}))
         ckpt.set_rng_state(state["rng"])
 
-    # ------------------------------------------------------------- signals
+    # ---------------------------------------------------------------- failures
     @contextlib.contextmanager
     def _failures(self):
         """One clear message for a full disk, or for the communication error a dead peer process causes."""
         try:
             yield
         except DiskWriteError as err:
-            raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with --resume") from err
+            raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with resume=True") from err
         except RuntimeError as err:
             if not (self.dist.enabled and is_communication_error(err)):
                 raise
             first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
             kept = f"the last checkpoint ({self.checkpoint_dir / 'last.pt'}) is kept; " if self.checkpoint_dir else ""
-            raise PeerFailure(
-                f"rank {self.dist.rank}: another process of this distributed run failed or was killed ({first}); "
-                f"{kept}restart the run with --resume"
-            ) from err
+            raise PeerFailure(f"rank {self.dist.rank}: another process of this distributed run failed or was killed "
+                              f"({first}); {kept}restart the run with resume=True") from err  # fmt: skip
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Ask the loop to checkpoint and stop after the current step (as a signal would)."""
         self._stop_signal = signum
 
     # ---------------------------------------------------------------- the loop
-    def fit(self, *, resume_from: str | Path | None = None) -> FitResult:
-        """Train for ``config.train.epochs`` epochs (continuing a checkpoint if given)."""
+    def fit(self, *, resume_from: str | Path | None = None) -> RunResult:
+        """Train for ``train.epochs`` epochs (continuing a checkpoint if given)."""
         if resume_from is not None:
             self.restore(resume_from)
-        tc = self.config.train
+        self.log(self.header())
+        self._each("on_fit_start")
+        tc = self.train_config
         stop_reason = "completed"
         with stop_requests(lambda: self._stop_signal, self.request_stop), self._failures():
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
                 if self._early_stop(record):
-                    stop_reason = f"early stopping: no improvement in {tc.patience} epochs"
+                    stop_reason = f"early stopping: {self.monitor} did not improve in {tc.patience} epochs"
                     self.log(stop_reason)
                     break
-        if self.out_dir is not None and self.dist.is_main and self.history:
-            write_curves(self.out_dir, self.history)
-        return FitResult(self.history, self.best, stop_reason, self.out_dir)
+        return self._finish(stop_reason)
+
+    def _finish(self, stop_reason: str) -> RunResult:
+        result = RunResult(self.history, self.best, stop_reason, self.out_dir, self.monitor, model=self.raw_model)
+        self._each("on_fit_end", result)
+        return result
 
     def _run_epoch(self) -> None:
-        p = self.progress
-        self.loader.set_epoch(p.epoch)
-        self.train_net.train()
-        self.task.begin_epoch(self.train_net, epoch=p.epoch)
-        bar = EpochBar(total=self.steps_per_epoch, done=p.batch, epoch=p.epoch + 1, epochs=self.config.train.epochs,
-                       enabled=self.config.train.progress and self.dist.is_main)  # fmt: skip
-        started = time.perf_counter() - p.epoch_time
-        for batch in self.loader.iter_from(p.batch):
-            t0 = time.perf_counter()
-            stop = self._step(batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            p.step_time += time.perf_counter() - t0
+        p, tc = self.progress, self.train_config
+        self.batches.set_epoch(p.epoch)
+        self.distributed_model.train()
+        self.objective.begin_epoch(epoch=p.epoch)
+        self._each("on_epoch_start", p.epoch)
+        started = time.perf_counter() - p.train_time
+        for batch in self.batches.iter_from(p.batch):
+            self._step(self.transfer(batch, device=self.device, channels_last=self.channels_last, train=True))
             p.batch += 1
-            p.epoch_time = time.perf_counter() - started
-            bar.step(self._postfix)
-            for cb in self.callbacks:
-                cb.on_step_end(self, p.global_step)
-            every = self.config.train.checkpoint_every
-            if every and p.global_step % every == 0:
+            p.global_step += 1
+            p.train_time = time.perf_counter() - started
+            self._each("on_step_end", p.global_step)
+            if p.global_step % tc.sync_every == 0:
+                self._sync()
+            if tc.checkpoint_every and p.global_step % tc.checkpoint_every == 0:
                 self.save_checkpoint()
-            # Alone, stop at once; with peers, at the step where every process learnt of it (agreed in _step).
-            if stop or (not self.dist.enabled and self._stop_signal is not None):
-                self._interrupt(bar)
-        bar.close()
+            if self._should_stop():
+                self._interrupt()
+        self._synchronize_device()
+        p.train_time = time.perf_counter() - started
 
-    def _postfix(self) -> dict[str, str]:
-        p = self.progress
-        sums = _floats(p.sums)
-        shown = self.task.metrics(sums, "train") if sums.get("count") else {}
-        return postfix(shown, sums.get("count", 0.0) * self.dist.world_size / max(p.step_time, 1e-9), self.task.unit)
-
-    def _step(self, batch: Any) -> bool:
-        """One optimisation step; return whether a stop was requested (on any process)."""
-        p = self.progress
+    def _step(self, batch: Any) -> None:
+        """One optimisation step, with no host synchronisation."""
         with self._autocast():
-            out = self.task.train_step(self.train_net, batch)
-        count = float(out.sums.get("count", 1.0))
-        finite = bool(torch.isfinite(out.loss.detach()).all())
-        # One collective per step keeps every process's decisions in step: stop, skip, and the global count.
-        stop, bad_loss, total = agree(
-            [self._stop_signal is not None, not finite, count], self.dist, self.device)  # fmt: skip
-        if bad_loss:
-            self._nonfinite("loss")
-            return stop
+            out = self.objective.train_step(self.distributed_model, batch)
         loss = out.loss
+        finite = torch.isfinite(loss.detach())
+        count = self._on_device(out.sums.get("count", 1.0))
         if self.dist.enabled:
-            # DDP averages gradients over processes; weighting each process's mean by its share of the global
-            # batch makes the result the mean over the whole batch, even when the shares differ in size.
-            loss = loss * (count * self.dist.world_size / total)
+            # One collective: the global count, and whether any process's loss is non-finite, so every process
+            # skips the same steps. DDP averages gradients over processes; weighting each process's mean by its
+            # share of the global batch makes that the mean over the whole batch, even for unequal shares.
+            totals = all_reduce_tensor(torch.stack([count, (~finite).double()]), self.dist)
+            finite = totals[1] == 0
+            loss = loss * (count * self.dist.world_size / totals[0]).to(loss.dtype)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
-        clip = self.config.optim.clip_grad
+        ok = finite & torch.isfinite(self._clip_gradients())
+        self._optimizer_step(ok)
+        self.scheduler.step()
+        self._count_bad(ok)
+        sums = self.progress.sums
+        for key, value in out.sums.items():
+            value = torch.where(ok, self._on_device(value), 0.0)  # a skipped step adds nothing
+            sums[key] = sums[key] + value if key in sums else value
+
+    def _on_device(self, value: torch.Tensor | float) -> torch.Tensor:
+        """A metric value as a float64 tensor on the device; a Python number is filled in place, not copied
+        (a copy from host memory would wait for the device)."""
+        if torch.is_tensor(value):
+            return value.detach().to(self.device, torch.float64)
+        return torch.full((), float(value), dtype=torch.float64, device=self.device)
+
+    def _clip_gradients(self) -> torch.Tensor:
+        """Clip to ``optim.clip_grad`` if set; return the global gradient norm (a device tensor)."""
         params = [q for group in self.optimizer.param_groups for q in group["params"] if q.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
+        clip = self.optim_config.clip_grad
+        if clip is not None:
+            return torch.nn.utils.clip_grad_norm_(params, clip)
+        if not params:
+            return torch.zeros((), device=self.device)
+        return torch.nn.utils.get_total_norm([q.grad for q in params])
+
+    def _optimizer_step(self, ok: torch.Tensor) -> None:
         if self.scaler is not None:
             self.scaler.step(self.optimizer)  # skips the step itself when gradients overflowed
             self.scaler.update()
-        elif not bool(torch.isfinite(norm)):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._nonfinite("gradients")
-            return stop
-        else:
+        elif self.skip_on_device:
+            self.optimizer.found_inf = (~ok).float()  # the fused kernel leaves every parameter as it is
+            self.optimizer.grad_scale = None
             self.optimizer.step()
-        self.scheduler.step()
-        p.global_step += 1
-        for key, value in out.sums.items():  # tensors stay on the device: no sync per step
-            value = value.detach().double() if torch.is_tensor(value) else float(value)
-            p.sums[key] = p.sums.get(key, 0.0) + value
-        return stop
+            del self.optimizer.found_inf, self.optimizer.grad_scale
+        elif bool(ok):  # an optimiser without fused kernels (e.g. on MPS): one read per step to skip
+            self.optimizer.step()
 
-    def _nonfinite(self, what: str) -> None:
-        p = self.progress
-        p.bad_steps += 1
-        where = f"epoch {p.epoch + 1}, batch {p.batch + 1} (step {p.global_step + 1})"
-        allowed = self.config.train.skip_nonfinite
+    def _count_bad(self, ok: torch.Tensor) -> None:
+        bad = ~ok
+        self._first_bad = torch.where(bad & (self._first_bad < 0), self._step_index, self._first_bad)
+        self._bad += bad.long()
+        self._step_index += 1
+
+    def _sync(self) -> None:
+        """Read the device-side flags: stop on too many non-finite steps; give callbacks the running metrics."""
+        bad, first = int(self._bad), int(self._first_bad)
+        if bad:
+            self._report_bad(bad, first)
+        if self.callbacks and self.progress.sums:
+            sums = floats(self.progress.sums)
+            self._each("on_sync", self.objective.metrics(sums, "train") if sums.get("count") else {})
+
+    def _report_bad(self, bad: int, first_step: int) -> None:
+        p, allowed = self.progress, self.train_config.skip_nonfinite
+        self._bad.zero_()
+        self._first_bad.fill_(-1)
+        p.bad_steps += bad
+        batch = first_step - (p.global_step - p.batch)
+        where = f"epoch {p.epoch + 1}, batch {batch + 1} (step {first_step + 1})" if batch >= 0 else f"step {first_step + 1}"
         if p.bad_steps <= allowed:
-            self.log(f"warning: non-finite {what} at {where}; step skipped ({p.bad_steps} of {allowed} allowed)")
+            self.log(f"warning: non-finite loss or gradients at {bad} step(s) from {where}; skipped "
+                     f"({p.bad_steps} of {allowed} allowed)")  # fmt: skip
             return
-        kept = "; the last good checkpoint is kept" if self.checkpoint_dir else ""
+        kept = "; the weights were left as they were before it and the last checkpoint is kept" if self.checkpoint_dir else ""
         raise NonFiniteLossError(
-            f"non-finite {what} (NaN or Inf) at {where}{kept}. Lower the learning rate, clip gradients "
-            f"(--clip-grad), or tolerate a few bad steps with --skip-nonfinite N"
+            f"non-finite loss or gradients (NaN or Inf) at {where}{kept}. Lower optim.lr, clip gradients "
+            f"(optim.clip_grad), or tolerate a few bad steps with train.skip_nonfinite"
         )
 
-    def _interrupt(self, bar: EpochBar) -> None:
-        bar.close()
+    def _should_stop(self) -> bool:
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        # With peers, stop at a step where every process has learnt of it: agreed at each sync.
+        if self.progress.global_step % self.train_config.sync_every:
+            return False
+        (stop,) = agree([self._stop_signal is not None], self.dist, self.device)
+        self._stop_signal = self._stop_signal or (signal.SIGINT if stop else None)
+        return bool(stop)
+
+    def _interrupt(self) -> None:
         signum = self._stop_signal or signal.SIGINT
         path = self.save_checkpoint()
-        if self.out_dir is not None and self.dist.is_main and self.history:
-            write_curves(self.out_dir, self.history)
+        self._finish("interrupted")
         p = self.progress
-        where = f"epoch {p.epoch + 1}, batch {p.batch}/{self.steps_per_epoch}"
-        name = signal.Signals(signum).name
-        saved = f"checkpoint saved to {path}; resume with --resume" if path else "nothing saved (no run folder)"
+        where = f"epoch {p.epoch + 1}, batch {p.batch}/{self.steps_per_epoch or '?'}"
+        saved = f"checkpoint saved to {path}; continue with resume=True" if path else "nothing saved (no run folder)"
         code = EXIT_PREEMPTED if signum == signal.SIGTERM else EXIT_INTERRUPTED
-        raise TrainingInterrupted(f"{name} received at {where}: {saved}", exit_code=code)
+        raise TrainingInterrupted(f"{signal.Signals(signum).name} received at {where}: {saved}", exit_code=code)
+
+    def _synchronize_device(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # once per epoch, for an honest clock
+
+    # ------------------------------------------------------------ evaluation
+    def running_rate(self) -> float:
+        """Training throughput of the epoch so far, in the objective's units per second (all processes)."""
+        count = float(self.progress.sums.get("count", 0.0))
+        return count * self.dist.world_size / max(self.progress.train_time, 1e-9)
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics of every held-out split, prefixed ``val_`` / ``test_``."""
+        return evaluate_splits(self.compiled_model, self.objective, self.eval_data, device=self.device,
+                               transfer=self.transfer, channels_last=self.channels_last, dist=self.dist,
+                               autocast=self._autocast())  # fmt: skip
 
     def _end_epoch(self) -> dict[str, Any]:
         p = self.progress
-        sums = all_reduce_sums(_floats(p.sums), self.dist, self.device)
-        record: dict[str, Any] = {"epoch": p.epoch + 1, **self.task.metrics(sums, "train")}
+        self._sync()
+        sums = all_reduce_sums(floats(p.sums), self.dist, self.device)
+        record: dict[str, Any] = {"epoch": p.epoch + 1, **self.objective.metrics(sums, "train")}
         t0 = time.perf_counter()
-        self.net.eval()
-        with torch.no_grad(), self._autocast():
-            test = all_reduce_sums(self.task.eval_sums(self.net), self.dist, self.device)
-        self.net.train()
-        record.update(self.task.metrics(test, "test"))
+        record.update(self.evaluate())
         eval_time = time.perf_counter() - t0
-        unit = self.task.unit
-        count = sums.get("count", 0.0)
+        unit, count = self.objective.unit, sums.get("count", 0.0)
         record.update({
             "lr": self.optimizer.param_groups[0]["lr"],
-            f"train_{unit}_per_s": count / p.step_time if p.step_time else 0.0,
-            f"epoch_{unit}_per_s": count / (p.epoch_time + eval_time) if p.epoch_time else 0.0,
-            "step_time_s": p.step_time,
-            "epoch_time_s": p.epoch_time + eval_time,
+            f"train_{unit}_per_s": count / p.train_time if p.train_time else 0.0,
+            f"epoch_{unit}_per_s": count / (p.train_time + eval_time) if p.train_time else 0.0,
+            "step_time_s": p.train_time,
+            "epoch_time_s": p.train_time + eval_time,
             "eval_time_s": eval_time,
         })  # fmt: skip
         self.history.append(record)
         improved = self._is_better(record)
         if improved:
             self.best = dict(record)
-        self.progress = _Progress(epoch=p.epoch + 1, global_step=p.global_step, bad_steps=p.bad_steps)
+        self.progress = Progress(epoch=p.epoch + 1, global_step=p.global_step, bad_steps=p.bad_steps)
         if improved:
             self._save_best(record)
         self.save_checkpoint()
-        if self.out_dir is not None and self.dist.is_main:
-            write_metrics(self.out_dir, self.history)
-            if time.monotonic() - self._last_plot > CURVES_EVERY_S:  # plotting costs ~0.3 s: not every short epoch
-                write_curves(self.out_dir, self.history)
-                self._last_plot = time.monotonic()
-        self.log(summary_line(record, epochs=self.config.train.epochs, unit=self.task.unit))
-        for cb in self.callbacks:
-            cb.on_epoch_end(self, record)
+        self._each("on_epoch_end", record)
         return record
 
     def _is_better(self, record: dict[str, Any]) -> bool:
-        key = self.task.monitor
-        value = record.get(key)
+        if self.monitor is None:
+            return False
+        value = record.get(self.monitor)
         if value is None or not math.isfinite(value):
             return False
         if self.best is None:
             return True
-        delta = self.config.train.min_delta
-        best = self.best[key]
-        return value > best + delta if self.task.monitor_mode == "max" else value < best - delta
+        delta, best = self.train_config.min_delta, self.best[self.monitor]
+        return value > best + delta if self.monitor_mode == "max" else value < best - delta
 
     def _early_stop(self, record: dict[str, Any]) -> bool:
-        patience = self.config.train.patience
+        patience = self.train_config.patience
         if patience is None or self.best is None:
             return False
         return record["epoch"] - self.best["epoch"] >= patience
 
 
-def _floats(sums: dict[str, Any]) -> dict[str, float]:
+def floats(sums: dict[str, Any]) -> dict[str, float]:
+    """Metric sums read to the host as floats (one device read per value)."""
     return {k: float(v) for k, v in sums.items()}
+
+
+def _progress_fields(state: dict[str, Any]) -> dict[str, Any]:
+    """A saved progress record as :class:`Progress` fields (checkpoints of before the re-cut named two differently)."""
+    state = dict(state)
+    state.setdefault("train_time", state.pop("step_time", 0.0))
+    state.pop("epoch_time", None)
+    return state

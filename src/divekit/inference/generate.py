@@ -24,8 +24,8 @@ from torch import nn
 
 from divekit.data.corpora import normalize_line
 from divekit.data.text import Vocab, tokenize
-from divekit.errors import CheckpointError, ConfigError
-from divekit.runs.run import load_run
+from divekit.errors import ConfigError
+from divekit.runs.load import load_run
 
 
 class BidirectionalWarning(UserWarning):
@@ -58,7 +58,7 @@ class TextGenerator:
     """A trained language model with the vocabulary and text handling it was trained with.
 
     Attributes:
-        model: a ``language-model`` family model, in eval mode.
+        model: a ``language-model`` task model, in eval mode.
         vocab: its vocabulary.
         token: ``char`` or ``word``.
         normalize: how training text was cleaned (``letters`` or ``none``).
@@ -76,15 +76,13 @@ class TextGenerator:
                           BidirectionalWarning, stacklevel=3)  # fmt: skip
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> TextGenerator:
+    def from_run(cls, run_dir: str | Path, *, which: str = "best", device: str = "cpu",
+                 model_file: str | None = None) -> TextGenerator:  # fmt: skip
         """Load the model, vocabulary and tokenisation of a language-model run folder."""
-        run = load_run(run_dir, which=which, device=device)
-        if run.info.get("kind") != "text":
-            raise ConfigError(f"{run_dir} is a {run.info.get('kind')} run; `generate` needs a language model")
-        path = Path(run_dir) / "vocab.json"
-        if not path.is_file():
-            raise CheckpointError(f"{path} is missing; the run folder is incomplete")
-        return cls(run.model, Vocab.load(path), run.info.get("token", "char"), run.info.get("normalize", "letters"))
+        run = load_run(run_dir, which=which, device=device, model_file=model_file)
+        if run.task != "language-model":
+            raise ConfigError(f"{run_dir} is a {run.task} run; `generate` needs a language model")
+        return cls(run.model, run.vocab("vocab.json"), run.info.get("token", "char"), run.info.get("normalize", "letters"))
 
     @property
     def bidirectional(self) -> bool:

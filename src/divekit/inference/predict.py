@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from divekit.errors import ConfigError, DataError
-from divekit.tasks.classification import to_model_input
-from divekit.runs.run import load_run
+from divekit.data.sources.images import to_model_input
+from divekit.runs.load import load_run
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_PIXELS = 64 * 1024 * 1024  # far above any photo; refuses decompression bombs before decoding
@@ -82,13 +82,14 @@ def predict_images(
     batch_size: int = 256,
     which: str = "best",
     device: str = "cpu",
+    model_file: str | None = None,
 ) -> Iterator[Prediction]:
     """Yield the ``top_k`` classes of each image, in order, ``batch_size`` images at a time."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    run = load_run(run_dir, which=which, device=device)
-    if run.info.get("kind") != "image-classification":
-        raise ConfigError(f"{run_dir} is a {run.info.get('kind')} run; `predict` classifies images")
+    run = load_run(run_dir, which=which, device=device, model_file=model_file)
+    if run.task != "classification":
+        raise ConfigError(f"{run_dir} is a {run.task} run; `predict` classifies images")
     channels, size, _ = run.info["input_size"]
     names = run.info["class_names"]
     k = min(top_k, len(names))

@@ -23,7 +23,7 @@ from divekit.errors import ConfigError
 from divekit.nn.attention import record_attention
 from divekit.inference.bleu import book_bleu
 from divekit.inference.decoding import beam_search, greedy_decode
-from divekit.runs.run import load_run
+from divekit.runs.load import load_run
 
 
 @dataclass
@@ -77,13 +77,14 @@ class Translator:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> Translator:
+    def from_run(cls, run_dir: str | Path, *, which: str = "best", device: str = "cpu",
+                 model_file: str | None = None) -> Translator:  # fmt: skip
         """Load the run in ``run_dir`` (written by ``divekit train`` on translation data)."""
-        run = load_run(run_dir, which=which, device=device)
-        if run.info.get("kind") != "translation":
-            raise ConfigError(f"{run_dir} is a {run.info.get('kind')} run; translation needs a seq2seq run")
-        folder = Path(run_dir)
-        src_vocab, tgt_vocab = Vocab.load(folder / "src_vocab.json"), Vocab.load(folder / "tgt_vocab.json")
+        run = load_run(run_dir, which=which, device=device, model_file=model_file)
+        if run.task != "seq2seq":
+            raise ConfigError(f"{run_dir} is a {run.task} run; translation needs a seq2seq run")
+        src_vocab = run.vocab("src_vocab.json", size_option="src_vocab_size")
+        tgt_vocab = run.vocab("tgt_vocab.json", size_option="tgt_vocab_size")
         return cls(run.model, src_vocab, tgt_vocab, num_steps=int(run.info["num_steps"]))
 
     def _encode(self, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:

@@ -1,13 +1,13 @@
 """Complete networks, found by name through the registry.
 
-Importing this package registers every model family.
+Importing this package registers every model.
 """
 
 from divekit.models import (  # noqa: F401  (imported to register)
     alexnet, autoregressive, densenet, googlenet, lenet, linear, nin, resnet, rnn, seq2seq, transformer, vgg,
 )
 from divekit.models.registry import (
-    FAMILIES,
+    MODELS,
     ModelEntry,
     create_model,
     get_model_entry,
@@ -17,7 +17,7 @@ from divekit.models.registry import (
 )
 
 __all__ = [
-    "FAMILIES",
+    "MODELS",
     "ModelEntry",
     "create_model",
     "get_model_entry",

@@ -32,7 +32,7 @@ def alexnet_features(in_channels: int = 1) -> nn.Sequential:
 
 @register_model(
     "alexnet",
-    family="classifier",
+    task="classification",
     input_size=(1, 224, 224),
     # The book's Fashion-MNIST settings (d2l §8.1): resize 224, lr 0.01, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.01, batch_size=128),

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from divekit.errors import ConfigError
 from divekit.models.registry import register_model
 
 
 @register_model(
     "ar-mlp",
-    family="regression",
+    task="regression",
     # as the book trains it on the noisy sine: Adam lr 0.01, batch 16, 5 epochs, Xavier init
     recipe={"data.name": "sine", "optim.optimizer": "adam", "optim.lr": 0.01, "data.batch_size": 16,
             "train.epochs": 5, "model.init": "xavier"},  # fmt: skip
@@ -23,5 +22,5 @@ from divekit.models.registry import register_model
 def ar_mlp(*, in_features: int = 4, num_hiddens: int = 10) -> nn.Module:
     """Autoregressive MLP: the last `tau` values -> one hidden ReLU layer (10 units) -> the next value."""
     if in_features < 1 or num_hiddens < 1:
-        raise ConfigError(f"in_features and num_hiddens must be at least 1, got {in_features} and {num_hiddens}")
+        raise ValueError(f"in_features and num_hiddens must be at least 1, got {in_features} and {num_hiddens}")
     return nn.Sequential(nn.Linear(in_features, num_hiddens), nn.ReLU(), nn.Linear(num_hiddens, 1))

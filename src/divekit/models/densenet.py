@@ -57,7 +57,7 @@ def transition_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 @register_model(
     "densenet",
-    family="classifier",
+    task="classification",
     input_size=(1, 96, 96),
     # The book's Fashion-MNIST settings (d2l §8.7): resize 96, lr 0.1, batch 256, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=256),

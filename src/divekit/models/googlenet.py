@@ -71,7 +71,7 @@ def inception_stage(in_channels: int, specs: Sequence[InceptionSpec]) -> tuple[n
 
 @register_model(
     "googlenet",
-    family="classifier",
+    task="classification",
     input_size=(1, 96, 96),
     # The book's Fashion-MNIST settings (d2l §8.4): resize 96, lr 0.1, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=128),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from torch import nn
 
 from divekit.models.registry import register_model
@@ -13,7 +11,7 @@ from divekit.nn.norm import BatchNorm
 
 @register_model(
     "lenet",
-    family="classifier",
+    task="classification",
     input_size=(1, 28, 28),
     # The book's Fashion-MNIST settings (§6.6 of d2l): SGD, lr 0.9, batch 256, 10 epochs, Xavier.
     recipe={"optim.optimizer": "sgd", "optim.lr": 0.9, "data.batch_size": 256, "train.epochs": 10,
@@ -40,12 +38,6 @@ def lenet(*, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     )  # fmt: skip
 
 
-# LeNet-BN's two variants differ only in the normalisation layer: the
-# from-scratch BatchNorm of divekit.nn or PyTorch's own. Both name their
-# parameters and buffers alike, so their state_dicts are interchangeable.
-LENET_BN_VARIANTS = {"lenet-bn": "scratch", "lenet-bn-torch": "torch"}
-
-
 def _batch_norm(kind: str, num_features: int, num_dims: int) -> nn.Module:
     if kind == "scratch":
         return BatchNorm(num_features, num_dims)
@@ -54,7 +46,8 @@ def _batch_norm(kind: str, num_features: int, num_dims: int) -> nn.Module:
     raise ValueError(f"unknown batch-norm kind {kind!r}; use 'scratch' or 'torch'")
 
 
-def lenet_bn(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, norm: str = "scratch") -> nn.Module:
+def lenet_with_batch_norm(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                          norm: str = "scratch") -> nn.Module:  # fmt: skip
     """LeNet with batch normalisation after every convolution and hidden linear layer (notes §2.6.2).
 
     As the book builds it: no padding, so a 28x28 input gives
@@ -82,12 +75,17 @@ def lenet_bn(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 2
     )  # fmt: skip
 
 
-for _name, _norm in LENET_BN_VARIANTS.items():
-    register_model(
-        _name,
-        family="classifier",
-        input_size=(1, 28, 28),
-        # The book's BN settings (d2l §8.5): lr 1.0, batch 256, 10 epochs, Xavier init.
-        recipe=book_recipe(lr=1.0, batch_size=256),
-        description=f"LeNet with batch norm ({'from-scratch BatchNorm' if _norm == 'scratch' else 'nn.BatchNorm1d/2d'})",
-    )(functools.partial(lenet_bn, norm=_norm))
+# LeNet-BN's two variants differ only in the normalisation layer: the from-scratch BatchNorm of
+# divekit.nn or PyTorch's own. Both name their parameters and buffers alike, so their state_dicts
+# are interchangeable. The book's BN settings (d2l §8.5): lr 1.0, batch 256, 10 epochs, Xavier init.
+@register_model("lenet-bn", task="classification", input_size=(1, 28, 28), recipe=book_recipe(lr=1.0, batch_size=256))
+def lenet_bn(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """LeNet with batch norm (from-scratch BatchNorm)."""
+    return lenet_with_batch_norm(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm="scratch")
+
+
+@register_model("lenet-bn-torch", task="classification", input_size=(1, 28, 28),
+                recipe=book_recipe(lr=1.0, batch_size=256))  # fmt: skip
+def lenet_bn_torch(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """LeNet with batch norm (nn.BatchNorm1d/2d)."""
+    return lenet_with_batch_norm(in_channels=in_channels, num_classes=num_classes, image_size=image_size, norm="torch")

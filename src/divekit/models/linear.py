@@ -9,18 +9,18 @@ from divekit.models.registry import register_model
 
 @register_model(
     "softmax",
-    family="classifier",
+    task="classification",
     input_size=(1, 28, 28),
     recipe={"optim.optimizer": "sgd", "optim.lr": 0.1, "data.batch_size": 256, "train.epochs": 10},
 )
-def softmax_regression(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> nn.Module:
+def softmax(*, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> nn.Module:
     """Softmax regression: flatten the image, one linear layer to the class logits."""
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, num_classes))
 
 
 @register_model(
     "mlp",
-    family="classifier",
+    task="classification",
     input_size=(1, 28, 28),
     recipe={"optim.optimizer": "sgd", "optim.lr": 0.1, "data.batch_size": 256, "train.epochs": 10},
 )

@@ -40,7 +40,7 @@ def nin_features(in_channels: int = 1) -> nn.Sequential:
 
 @register_model(
     "nin",
-    family="classifier",
+    task="classification",
     input_size=(1, 224, 224),
     # The book's Fashion-MNIST settings (d2l §8.3): resize 224, lr 0.1, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=128),

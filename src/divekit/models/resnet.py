@@ -21,7 +21,6 @@ four stages of residual blocks, global average pooling and a linear head.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,23 +144,14 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(X))
 
 
-def _resnet_builder(depths: Sequence[int], layout: str, default_channels: int, default_classes: int):
-    def build(*, in_channels: int = default_channels, num_classes: int = default_classes) -> nn.Module:
-        return ResNet(depths, layout=layout, in_channels=in_channels, num_classes=num_classes)
+# The book trains ResNet-18 at 96x96, lr 0.05, batch 256 (d2l §8.6).
+@register_model("resnet18", task="classification", input_size=(1, 96, 96), recipe=book_recipe(lr=0.05, batch_size=256))
+def resnet18(*, in_channels: int = 1, num_classes: int = 10) -> ResNet:
+    """ResNet-18 in the book's layout (conv biases, plain 1x1 shortcut), for small images."""
+    return ResNet(RESNET_DEPTHS["resnet18"], layout="book", in_channels=in_channels, num_classes=num_classes)
 
-    return build
 
-
-# name -> (depths, layout, input size, recipe); the book trains ResNet-18 at 96x96, lr 0.05, batch 256 (d2l §8.6).
-_BOOK_RECIPE = book_recipe(lr=0.05, batch_size=256)
-RESNET_VARIANTS = {
-    "resnet18": (RESNET_DEPTHS["resnet18"], "book", (1, 96, 96), _BOOK_RECIPE,
-                 "ResNet-18 in the book's layout (conv biases, plain 1x1 shortcut), for small images"),
-    "resnet18-imagenet": (RESNET_DEPTHS["resnet18"], "imagenet", (3, 224, 224), {},
-                          "ResNet-18 exactly as torchvision builds it (loads torchvision state_dicts)"),
-}  # fmt: skip
-
-for _name, (_depths, _layout, _size, _recipe, _description) in RESNET_VARIANTS.items():
-    _classes = 1000 if _layout == "imagenet" else 10
-    register_model(_name, family="classifier", input_size=_size, recipe=_recipe, description=_description)(
-        _resnet_builder(_depths, _layout, _size[0], _classes))
+@register_model("resnet18-imagenet", task="classification", input_size=(3, 224, 224))
+def resnet18_imagenet(*, in_channels: int = 3, num_classes: int = 1000) -> ResNet:
+    """ResNet-18 exactly as torchvision builds it (loads torchvision state_dicts)."""
+    return ResNet(RESNET_DEPTHS["resnet18"], layout="imagenet", in_channels=in_channels, num_classes=num_classes)

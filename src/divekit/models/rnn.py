@@ -13,7 +13,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.errors import ConfigError
 from divekit.models.registry import register_model
 from divekit.nn import recurrent
 
@@ -82,40 +81,44 @@ class RNNModel(nn.Module):
         return (h, torch.zeros_like(h)) if self.is_lstm else h
 
 
-# name -> (torch layer, scratch layer, description): the variants as data
-VARIANTS = {
-    "rnn": (nn.RNN, recurrent.RNN, "Character or word language model on a tanh RNN (§6.4)"),
-    "gru": (nn.GRU, recurrent.GRU, "Language model on a gated recurrent unit (§6.5)"),
-    "lstm": (nn.LSTM, recurrent.LSTM, "Language model on a long short-term memory (§6.6-6.8)"),
-}
-
-
 def _check_sizes(*, dropout: float, **sizes: int | None) -> None:
     for name, value in sizes.items():
         if value is not None and value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}")
+            raise ValueError(f"{name} must be at least 1, got {value}")
     if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
-def _register(kind: str):
-    """Register ``{kind}-lm``; every variant takes the same keyword options."""
-    torch_layer, scratch_layer, description = VARIANTS[kind]
-
-    def build(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
-              scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
-        _check_sizes(vocab_size=vocab_size, num_hiddens=num_hiddens, num_layers=num_layers, embed_size=embed_size,
-                     dropout=dropout)  # fmt: skip
-        layer_cls = scratch_layer if scratch else torch_layer
-        layer = layer_cls(embed_size or vocab_size, num_hiddens, num_layers=num_layers,
-                          bidirectional=bidirectional, dropout=dropout)  # fmt: skip
-        return RNNModel(layer, vocab_size, embed_size=embed_size)
-
-    build.__name__ = build.__qualname__ = f"{kind}_lm"
-    build.__doc__ = f"{description}; ``scratch=True`` uses divekit's own layer."
-    return register_model(f"{kind}-lm", family="language-model", recipe=LM_RECIPE, description=description)(build)
+def recurrent_lm(layer_cls: type[nn.Module], *, vocab_size: int, num_hiddens: int, num_layers: int,
+                 bidirectional: bool, embed_size: int | None, dropout: float) -> RNNModel:  # fmt: skip
+    """An :class:`RNNModel` on a ``layer_cls`` layer (``nn.RNN/GRU/LSTM`` or a scratch twin), sizes checked."""
+    _check_sizes(vocab_size=vocab_size, num_hiddens=num_hiddens, num_layers=num_layers, embed_size=embed_size,
+                 dropout=dropout)  # fmt: skip
+    layer = layer_cls(embed_size or vocab_size, num_hiddens, num_layers=num_layers, bidirectional=bidirectional,
+                      dropout=dropout)  # fmt: skip
+    return RNNModel(layer, vocab_size, embed_size=embed_size)
 
 
-rnn_lm = _register("rnn")
-gru_lm = _register("gru")
-lstm_lm = _register("lstm")
+# Every variant takes the same keyword options; ``scratch=True`` uses divekit's own layer instead of torch.nn's.
+@register_model("rnn-lm", task="language-model", recipe=LM_RECIPE)
+def rnn_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
+           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+    """Character or word language model on a tanh RNN (§6.4)"""
+    return recurrent_lm(recurrent.RNN if scratch else nn.RNN, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip
+
+
+@register_model("gru-lm", task="language-model", recipe=LM_RECIPE)
+def gru_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
+           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+    """Language model on a gated recurrent unit (§6.5)"""
+    return recurrent_lm(recurrent.GRU if scratch else nn.GRU, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip
+
+
+@register_model("lstm-lm", task="language-model", recipe=LM_RECIPE)
+def lstm_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
+            scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+    """Language model on a long short-term memory (§6.6-6.8)"""
+    return recurrent_lm(recurrent.LSTM if scratch else nn.LSTM, vocab_size=vocab_size, num_hiddens=num_hiddens,
+                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip

@@ -26,7 +26,7 @@ from divekit.nn.encoder_decoder import Decoder, Encoder, EncoderDecoder
 # The default data set is the embedded numbers-fr, so `divekit train seq2seq` works offline.
 BOOK_RECIPE = {
     "data.name": "numbers-fr", "data.batch_size": 64, "optim.optimizer": "adam", "optim.lr": 0.005,
-    "optim.clip_grad": 1.0, "model.init": "xavier", "task.num_steps": 10,
+    "optim.clip_grad": 1.0, "model.init": "xavier", "task.options.num_steps": 10,
 }  # fmt: skip
 
 
@@ -166,7 +166,7 @@ class Seq2SeqAttentionDecoder(_GRUDecoder):
         return [] if weights is None else [weights.unsqueeze(1)]  # one layer, one head
 
 
-@register_model("seq2seq", family="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 300})
+@register_model("seq2seq", task="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 300})
 def seq2seq(*, src_vocab_size: int, tgt_vocab_size: int, embed_size: int = 32, num_hiddens: int = 32,
             num_layers: int = 2, dropout: float = 0.1) -> EncoderDecoder:  # fmt: skip
     """GRU encoder-decoder; the encoder's final state is the decoder's context (notes §6.10)."""
@@ -176,7 +176,7 @@ def seq2seq(*, src_vocab_size: int, tgt_vocab_size: int, embed_size: int = 32, n
     )
 
 
-@register_model("seq2seq-attention", family="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 250})
+@register_model("seq2seq-attention", task="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 250})
 def seq2seq_attention(*, src_vocab_size: int, tgt_vocab_size: int, embed_size: int = 32, num_hiddens: int = 32,
                       num_layers: int = 2, dropout: float = 0.1) -> EncoderDecoder:  # fmt: skip
     """GRU encoder-decoder with Bahdanau additive attention over the encoder's outputs (notes §6.11)."""

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from divekit.errors import ConfigError
 from divekit.models.registry import register_model
 from divekit.models.seq2seq import BOOK_RECIPE
 from divekit.nn.encoder_decoder import Decoder, Encoder, EncoderDecoder
@@ -141,15 +140,15 @@ class TransformerDecoder(Decoder):
         return [w for w in weights if w is not None]
 
 
-@register_model("transformer", family="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 200})
+@register_model("transformer", task="seq2seq", recipe={**BOOK_RECIPE, "train.epochs": 200})
 def transformer(*, src_vocab_size: int, tgt_vocab_size: int, num_hiddens: int = 32, ffn_num_hiddens: int = 64,
                 num_heads: int = 4, num_layers: int = 2, dropout: float = 0.1, bias: bool = False,
                 norm_first: bool = False, attention: str = "scratch", max_len: int = 1000) -> EncoderDecoder:  # fmt: skip
     """Transformer encoder-decoder: multi-head self- and cross-attention, post-norm (notes §6.13)."""
     if attention not in IMPLEMENTATIONS:
-        raise ConfigError(f"attention={attention!r}: use one of {', '.join(IMPLEMENTATIONS)}")
+        raise ValueError(f"attention={attention!r}: use one of {', '.join(IMPLEMENTATIONS)}")
     if num_hiddens % num_heads:
-        raise ConfigError(f"num_hiddens={num_hiddens} must be divisible by num_heads={num_heads}")
+        raise ValueError(f"num_hiddens={num_hiddens} must be divisible by num_heads={num_heads}")
     options = dict(bias=bias, norm_first=norm_first, attention=attention, max_len=max_len)
     return EncoderDecoder(
         TransformerEncoder(src_vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, **options),

@@ -84,21 +84,17 @@ def vgg(
 
 # The book's Fashion-MNIST settings for VGG (d2l §8.2): resize 224, lr 0.05, batch 128, 10 epochs.
 _VGG_RECIPE = book_recipe(lr=0.05, batch_size=128)
-# Registered variants; the other rows of VGG_ARCHS are one call away: vgg(VGG_ARCHS["vgg16"]).
-VGG_VARIANTS: dict[str, tuple[ConvArch, str]] = {
-    "vgg11": (VGG_ARCHS["vgg11"], "VGG-11: five VGG blocks (8 convolutions), then a 4096-4096 dropout MLP"),
-    "vgg11-narrow": (narrow(VGG_ARCHS["vgg11"]),
-                     "VGG-11/4: VGG-11 with a quarter of the channels, as the book trains it"),
-}  # fmt: skip
+# The other rows of VGG_ARCHS are one call away: vgg(VGG_ARCHS["vgg16"]).
+@register_model("vgg11", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE)
+def vgg11(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224, dropout: float = 0.5) -> nn.Sequential:
+    """VGG-11: five VGG blocks (8 convolutions), then a 4096-4096 dropout MLP."""
+    return vgg(VGG_ARCHS["vgg11"], in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+               dropout=dropout)  # fmt: skip
 
 
-def _vgg_builder(conv_arch: ConvArch):
-    def build(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224, dropout: float = 0.5) -> nn.Module:
-        return vgg(conv_arch, in_channels=in_channels, num_classes=num_classes, image_size=image_size, dropout=dropout)
-
-    return build
-
-
-for _name, (_arch, _description) in VGG_VARIANTS.items():
-    register_model(_name, family="classifier", input_size=(1, 224, 224), recipe=_VGG_RECIPE,
-                   description=_description)(_vgg_builder(_arch))  # fmt: skip
+@register_model("vgg11-narrow", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE)
+def vgg11_narrow(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224,
+                 dropout: float = 0.5) -> nn.Sequential:  # fmt: skip
+    """VGG-11/4: VGG-11 with a quarter of the channels, as the book trains it."""
+    return vgg(narrow(VGG_ARCHS["vgg11"]), in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+               dropout=dropout)  # fmt: skip

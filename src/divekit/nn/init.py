@@ -14,6 +14,7 @@ from functools import partial
 
 from torch import nn
 
+from divekit.choices import INITS
 from divekit.errors import unknown_name
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.LazyLinear)
@@ -65,5 +66,5 @@ def apply_init(net: nn.Module, name: str, **options: float) -> nn.Module:
     if name == "default":
         return net
     if name not in INITIALISERS:
-        raise unknown_name("initialiser", name, [*INITIALISERS, "default"])
+        raise unknown_name("initialiser", name, INITS)
     return net.apply(partial(INITIALISERS[name], **options))

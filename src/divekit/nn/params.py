@@ -1,4 +1,4 @@
-"""Parameter access (notes §1.2.1 参数访问): a table of every parameter."""
+"""Parameter access (notes §1.2.1 参数访问): a table of every parameter; the module inside wrappers."""
 
 from __future__ import annotations
 
@@ -41,3 +41,9 @@ def format_parameter_table(module: nn.Module) -> str:
     trainable = sum(r.count for r in rows if r.requires_grad)
     lines.append(f"total {total:,} parameters, {trainable:,} trainable")
     return "\n".join(lines)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside ``DistributedDataParallel`` and ``torch.compile`` wrappers."""
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile

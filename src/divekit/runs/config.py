@@ -2,8 +2,9 @@
 
 Defaults are layered, lowest first: these dataclass defaults, the model's
 recipe (how the book trains it), the data set's recipe (adjustments for a
-small data set), a JSON config file, and finally command-line options. The
-whole result is saved as ``config.json`` beside every run.
+small data set), a JSON config file, and finally explicit overrides
+(dotted keys such as ``optim.lr``; the command line's flags set the same
+keys). The whole result is saved as ``config.json`` beside every run.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from divekit.schema import from_dict, to_dict
+from divekit.choices import INITS, OPTIMIZERS, PRECISIONS, SCHEDULES, TASKS
+from divekit.engine.options import OptimConfig, TrainConfig, require
 from divekit.errors import ConfigError
+from divekit.schema import from_dict, to_dict
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
-PRECISIONS = ("32", "bf16", "16")
+MODEL_SOURCES = ("registry", "file", "object")
+
+__all__ = ["DataConfig", "INITS", "ModelConfig", "OPTIMIZERS", "OptimConfig", "PRECISIONS", "RunConfig",
+           "SCHEDULES", "TaskConfig", "TrainConfig", "set_dotted"]  # fmt: skip
 
 
 @dataclass
@@ -26,7 +30,14 @@ class ModelConfig:
     """Which network to build.
 
     Attributes:
-        name: a registered model name (``divekit models``).
+        name: a registered model name (``divekit models``), the name of a
+            class or function in ``file``, or (``source="object"``) the class
+            name of a model given to :func:`divekit.fit` as an object.
+        source: ``registry``, ``file`` (``name`` in the Python file ``file``)
+            or ``object`` (built by the caller; a run folder of it can be
+            reloaded only by giving the model again).
+        file: with ``source="file"``: the file's absolute path.
+        file_sha256: with ``source="file"``: the SHA-256 of the file the run was trained with.
         options: keyword options for the model's builder.
         init: ``default`` (PyTorch's), ``xavier``, ``normal`` or ``constant``.
         weights: fine-tune from these weights: a divekit run folder or a
@@ -38,6 +49,9 @@ class ModelConfig:
     """
 
     name: str = "lenet"
+    source: str = "registry"
+    file: str | None = None
+    file_sha256: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     init: str = "default"
     weights: str | None = None
@@ -47,15 +61,20 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the data comes from and how it is batched.
+    """Where the data comes from, how it is split and batched.
 
     Attributes:
-        name: a registered data-set name (``divekit data list``).
-        data_dir: the folder holding the data set's files.
+        name: a registered data-set name (``divekit data list``), or ``python``
+            for batches given to :func:`divekit.fit` as objects.
+        data_dir: the folder (or file) holding the data set's files.
         download: fetch missing files (opt-in).
         mirror: a base URL replacing the official download mirrors.
         batch_size: examples per optimisation step, all processes together.
         eval_batch_size: batch size for evaluation (default: ``batch_size``).
+        val_split: fraction of the training data held out as a validation
+            split, which picks the best checkpoint and drives early stopping
+            (0: none, as in the book; then no "best" is claimed).
+        split_seed: seeds which training examples go to validation.
     """
 
     name: str = "digits"
@@ -64,127 +83,73 @@ class DataConfig:
     mirror: str | None = None
     batch_size: int = 256
     eval_batch_size: int | None = None
+    val_split: float = 0.0
+    split_seed: int = 0
 
 
 @dataclass
-class OptimConfig:
-    """The optimiser, the learning-rate schedule and gradient clipping.
+class TaskConfig:
+    """The task and its options.
 
     Attributes:
-        optimizer: ``sgd``, ``adam`` or ``adamw``.
-        lr: the peak learning rate.
-        momentum: SGD momentum.
-        weight_decay: L2 penalty (decoupled for AdamW).
-        schedule: ``constant``, ``step`` (multiply by ``gamma`` every
-            ``step_size`` epochs) or ``cosine`` (to zero over the run).
-        warmup_epochs: linear warm-up from 0 to ``lr`` over this many epochs.
-        clip_grad: clip the global gradient norm to this value (``None``: off).
+        name: one of :data:`divekit.registry.TASKS` (default: the data set's task).
+        options: the task's options, e.g. ``resize`` for images, ``num_steps``
+            for language models (``divekit tasks`` lists them).
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    step_size: int = 10
-    gamma: float = 0.1
-    clip_grad: float | None = None
-
-
-@dataclass
-class TrainConfig:
-    """How the training loop runs.
-
-    Attributes:
-        epochs: passes over the training data.
-        seed: seeds model initialisation, data order and dropout.
-        deterministic: use only deterministic algorithms (slower on GPU).
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``32``, ``bf16`` or ``16`` (autocast; fp16 uses a grad scaler).
-        compile: run the model through ``torch.compile``.
-        channels_last: keep image tensors in channels-last memory layout
-            (``None``: on for convolutional models on the CPU, where it measured faster,
-            except those that batch-normalise fewer than 32 channels, where it measured slower).
-        threads: CPU threads for PyTorch (default: chosen from idle cores).
-        patience: stop after this many epochs without improvement (``None``: off).
-        min_delta: the smallest change that counts as an improvement.
-        checkpoint_every: also checkpoint every N steps (0: only per epoch).
-        skip_nonfinite: tolerate this many steps with NaN/Inf loss or gradients.
-        progress: show a progress bar.
-    """
-
-    epochs: int = 10
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    precision: str = "32"
-    compile: bool = False
-    channels_last: bool | None = None
-    threads: int | None = None
-    patience: int | None = None
-    min_delta: float = 0.0
-    checkpoint_every: int = 0
-    skip_nonfinite: int = 0
-    progress: bool = True
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class RunConfig:
-    """Everything that defines a training run; saved as ``config.json``.
-
-    ``task`` holds the options of the data set's task kind (e.g. ``resize``
-    for images, ``num_steps`` for language models); the task validates them.
-    """
+    """Everything that defines a training run; saved as ``config.json``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    task: dict[str, Any] = field(default_factory=dict)
+    task: TaskConfig = field(default_factory=TaskConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return from_dict(cls, data)
+        return from_dict(cls, migrate(data))
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
     def validate(self) -> RunConfig:
         """Refuse impossible settings before anything runs; return ``self``."""
-        _require(self.optim.lr > 0 and math.isfinite(self.optim.lr), f"learning rate must be > 0, got {self.optim.lr}")
-        _require(self.data.batch_size >= 1, f"batch size must be at least 1, got {self.data.batch_size}")
-        _require(self.data.eval_batch_size is None or self.data.eval_batch_size >= 1,
-                 f"eval batch size must be at least 1, got {self.data.eval_batch_size}")  # fmt: skip
-        _require(self.train.epochs >= 1, f"epochs must be at least 1, got {self.train.epochs}")
-        _require(self.optim.optimizer in OPTIMIZERS,
-                 f"unknown optimizer {self.optim.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")  # fmt: skip
-        _require(self.optim.schedule in SCHEDULES,
-                 f"unknown schedule {self.optim.schedule!r}; use one of {', '.join(SCHEDULES)}")  # fmt: skip
-        _require(0 <= self.optim.momentum < 1, f"momentum must be in [0, 1), got {self.optim.momentum}")
-        _require(self.optim.weight_decay >= 0, f"weight decay must be >= 0, got {self.optim.weight_decay}")
-        _require(self.optim.warmup_epochs >= 0, f"warm-up must be >= 0 epochs, got {self.optim.warmup_epochs}")
-        _require(self.optim.step_size >= 1, f"step size must be at least 1 epoch, got {self.optim.step_size}")
-        _require(self.optim.clip_grad is None or self.optim.clip_grad > 0,
-                 f"gradient clipping threshold must be > 0, got {self.optim.clip_grad}")  # fmt: skip
-        _require(self.train.precision in PRECISIONS,
-                 f"unknown precision {self.train.precision!r}; use one of {', '.join(PRECISIONS)}")  # fmt: skip
-        _require(self.train.threads is None or self.train.threads >= 1, f"threads must be >= 1, got {self.train.threads}")
-        _require(self.train.patience is None or self.train.patience >= 1,
-                 f"patience must be at least 1 epoch, got {self.train.patience}")  # fmt: skip
-        _require(self.model.head_lr_mult > 0 and math.isfinite(self.model.head_lr_mult),
-                 f"head_lr_mult must be > 0, got {self.model.head_lr_mult}")  # fmt: skip
-        finetuning = self.model.freeze_backbone or self.model.head_lr_mult != 1
-        _require(self.model.weights is not None or not finetuning,
-                 "--freeze-backbone and --head-lr-mult fine-tune pretrained weights: add --weights RUN_DIR_OR_FILE")
-        _require(self.train.checkpoint_every >= 0, "checkpoint_every must be >= 0 steps")
-        _require(self.train.skip_nonfinite >= 0, "skip_nonfinite must be >= 0")
+        self.optim.validate()
+        self.train.validate()
+        m, d = self.model, self.data
+        require(d.batch_size >= 1, f"data.batch_size must be at least 1, got {d.batch_size}")
+        require(d.eval_batch_size is None or d.eval_batch_size >= 1,
+                f"data.eval_batch_size must be at least 1, got {d.eval_batch_size}")  # fmt: skip
+        require(0.0 <= d.val_split < 1.0, f"data.val_split must be a fraction in [0, 1), got {d.val_split}")
+        require(m.init in INITS, f"unknown model.init {m.init!r}; use one of {', '.join(INITS)}")
+        require(m.source in MODEL_SOURCES, f"unknown model.source {m.source!r}; use one of {', '.join(MODEL_SOURCES)}")
+        require(self.task.name is None or self.task.name in TASKS,
+                f"unknown task.name {self.task.name!r}; use one of {', '.join(TASKS)}")  # fmt: skip
+        require(m.head_lr_mult > 0 and math.isfinite(m.head_lr_mult), f"model.head_lr_mult must be > 0, got {m.head_lr_mult}")
+        finetuning = m.freeze_backbone or m.head_lr_mult != 1
+        require(m.weights is not None or not finetuning,
+                "model.freeze_backbone and model.head_lr_mult fine-tune pretrained weights: set model.weights "
+                "to a run folder or a state_dict file")  # fmt: skip
         return self
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A config dict in today's layout: configs written before the task section had ``name``/``options``
+    held the options directly, and the held-out text fraction was ``task.valid_fraction``."""
+    task = data.get("task") if isinstance(data, dict) else None
+    if not isinstance(task, dict) or set(task) <= {"name", "options"}:
+        return data
+    data = {**data, "task": {"options": dict(task)}}
+    fraction = data["task"]["options"].pop("valid_fraction", None)
+    if fraction:
+        data["data"] = {**data.get("data", {}), "val_split": fraction}
+    return data
 
 
 def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
@@ -198,3 +163,15 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     for part in parts[:-1]:
         target = target.setdefault(part, {})
     target[parts[-1]] = value
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (``options`` mappings stay whole values)."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "options":
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -9,12 +9,13 @@ import torch
 
 from divekit.errors import ConfigError
 from divekit.io import atomic_write_bytes, save
-from divekit.runs.run import load_run
+from divekit.runs.load import load_run
 
 FORMATS = ("safetensors", "pt")
 
 
-def export_weights(run_dir: str | Path, out: str | Path, *, fmt: str = "safetensors", which: str = "best") -> Path:
+def export_weights(run_dir: str | Path, out: str | Path, *, fmt: str = "safetensors", which: str = "best",
+                   model_file: str | None = None) -> Path:
     """Write the ``which`` checkpoint's model weights of ``run_dir`` to ``out``.
 
     ``safetensors`` files hold raw tensors and a JSON header only, so loading
@@ -23,7 +24,7 @@ def export_weights(run_dir: str | Path, out: str | Path, *, fmt: str = "safetens
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    run = load_run(run_dir, which=which)
+    run = load_run(run_dir, which=which, model_file=model_file)
     state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
     out = Path(out)
     if fmt == "pt":

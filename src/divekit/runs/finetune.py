@@ -72,7 +72,7 @@ def read_pretrained(source: str | Path) -> tuple[dict[str, torch.Tensor], str | 
     """
     path = Path(source).expanduser()
     if path.is_dir():
-        from divekit.runs.run import read_run_config
+        from divekit.runs.folder import read_run_config
 
         name = read_run_config(path).model.name
         files = [path / "checkpoints" / f"{which}.pt" for which in ("best", "last")]

@@ -1,105 +1,78 @@
-"""The task interface: what the model-agnostic trainer asks of a learning problem.
+"""Objectives: what the model-agnostic trainer asks of a learning problem, and the task registry.
 
-A task owns the data of one run and knows how to turn a batch into a loss and
-how to score a model. The trainer owns everything else: devices, the
-optimiser, precision, checkpoints, metrics files and distribution. New task
-families (language models, sequence-to-sequence, regression) plug in by
-subclassing :class:`Task` and calling :func:`register_task`; the trainer does
-not change.
+An :class:`Objective` turns a batch (already on the device) into a loss and
+metric sums, and turns sums into metrics. It holds no data: batching,
+splits and the device-side preparation of batches belong to a data source
+(:mod:`divekit.data.sources`). The trainer owns everything else: devices,
+the optimiser, precision, checkpoints, metric files and distribution.
 
-Metrics travel as *sums* (e.g. total loss, number correct, number of
-examples) so the trainer can add them across steps and processes before the
-task turns them into averages with :meth:`Task.metrics`.
+Metrics travel as *sums* (total loss, number correct, number of examples)
+so the trainer can add them across steps and processes on the device, and
+read them on the host only now and then, before :meth:`Objective.metrics`
+turns them into averages.
+
+A *task* (``classification``, ``language-model``, ``seq2seq``,
+``regression``) pairs an objective with the data source that feeds it and
+the options both read (the run config's ``task.options``); tasks register
+in :data:`TASK_REGISTRY` when :mod:`divekit.tasks` is imported.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from divekit.errors import ConfigError
-
-
-class BatchSource(Protocol):
-    """What the trainer needs from a training loader (see ``TensorBatches``)."""
-
-    def set_epoch(self, epoch: int) -> None: ...
-    def iter_from(self, start_batch: int = 0) -> Iterator[Any]: ...
-    def __len__(self) -> int: ...
+from divekit.registry import Registry, check_task
 
 
 @dataclass
 class StepOutput:
-    """One training step's loss (to back-propagate) and its metric sums."""
+    """One training step's loss (to back-propagate) and its metric sums (``count`` included)."""
 
     loss: torch.Tensor
     sums: dict[str, torch.Tensor | float]
 
 
-@dataclass
-class Runtime:
-    """Where and how the trainer runs the task (set once, before training)."""
+class Objective(abc.ABC):
+    """A loss and its metrics for one task.
 
-    device: torch.device = torch.device("cpu")
-    channels_last: bool = False
-    rank: int = 0
-    world_size: int = 1
-
-
-class Task(abc.ABC):
-    """A learning problem: its data, its loss and its metrics.
-
-    Subclasses set ``kind`` (the data kind they consume), ``families`` (the
-    model families they can train), ``unit`` (what throughput counts) and the
-    metric to ``monitor`` for early stopping and the best checkpoint.
+    Subclasses set ``task`` (the forward contract they train), ``unit`` (what
+    throughput counts) and ``monitor`` / ``monitor_mode``: the metric, without
+    its split prefix, that picks the best checkpoint on the validation split.
     """
 
-    kind: str = ""
-    families: tuple[str, ...] = ()
+    task: str = ""
     unit: str = "examples"
-    monitor: str = "test_loss"
+    monitor: str = "loss"
     monitor_mode: str = "min"
-    runtime: Runtime
-
-    def setup(self, runtime: Runtime) -> None:
-        """Record the device and distribution settings before training."""
-        self.runtime = runtime
-
-    @abc.abstractmethod
-    def model_options(self) -> dict[str, Any]:
-        """Facts about the data a model builder may need (``num_classes``...)."""
-
-    @abc.abstractmethod
-    def train_batches(self, *, seed: int) -> BatchSource:
-        """The training loader for this process."""
 
     @abc.abstractmethod
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
-        """Move ``batch`` to the device, run the model and return the loss."""
+        """Run ``model`` on a batch that is on the device; return the loss and metric sums."""
 
-    @abc.abstractmethod
-    def eval_sums(self, model: nn.Module) -> dict[str, float]:
-        """Metric sums of ``model`` (in eval mode, no grad) on this process's test share."""
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor | float]:
+        """Metric sums of one evaluation batch (the trainer runs it in eval mode, without gradients)."""
+        return self.train_step(model, batch).sums
 
     @abc.abstractmethod
     def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
         """Averages from sums, named ``{prefix}_loss``, ``{prefix}_acc``..."""
 
-    @abc.abstractmethod
-    def info(self) -> dict[str, Any]:
-        """What prediction needs later (class names, vocabulary...), saved as ``task.json``."""
+    def begin_epoch(self, *, epoch: int) -> None:
+        """Reset per-epoch state (a recurrent hidden state carried between batches)."""
 
-    def begin_epoch(self, model: nn.Module, *, epoch: int) -> None:
-        """Reset per-epoch state (e.g. a recurrent hidden state)."""
+    def begin_eval(self) -> None:
+        """Reset state carried across one evaluation pass."""
 
-    def count(self, batch: Any) -> int:
-        """How many ``unit``s a batch holds (examples by default)."""
-        return int(batch[0].shape[0])
+    def check_output(self, model: nn.Module, batch: Any) -> None:
+        """Run ``model`` once on ``batch`` and raise ConfigError if its output does not fit this task."""
 
     def state_dict(self) -> dict[str, Any]:
         """State carried between steps that a mid-epoch checkpoint must keep."""
@@ -108,39 +81,66 @@ class Task(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
-    def prediction_extras(self) -> dict[str, str]:
-        """Extra files (name -> text) to save in the run folder, e.g. a vocabulary."""
-        return {}
+
+def describe_shape(output: Any) -> str:
+    """A model output's shape for messages: ``(32, 10)``, or the type when it is not a tensor."""
+    if torch.is_tensor(output):
+        return str(tuple(output.shape))
+    if isinstance(output, (tuple, list)):
+        return "(" + ", ".join(describe_shape(o) for o in output) + ")"
+    return type(output).__name__
+
+
+def output_mismatch(what: str, got: Any, expected: str) -> ConfigError:
+    """The error for a model whose output does not fit the task."""
+    return ConfigError(f"the model's output does not fit the {what} task: it returned {describe_shape(got)} for one "
+                       f"batch, expected {expected}; fix the model's last layer or forward, or choose another task")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TaskEntry:
-    kind: str
-    build: Callable[..., Task]
-    config_cls: type
+    """A task: the options it reads, the data source it builds, and its objective.
 
-
-_TASKS: dict[str, TaskEntry] = {}
-
-
-def register_task(kind: str, config_cls: type) -> Callable[[Callable[..., Task]], Callable[..., Task]]:
-    """Register the builder of the task for data kind ``kind``.
-
-    The builder is called as ``build(data, config, *, batch_size,
-    eval_batch_size, model_entry)`` where ``config`` is an instance of
-    ``config_cls`` made from the run config's ``task`` section.
+    Attributes:
+        name: one of :data:`divekit.registry.TASKS`.
+        options: the dataclass of the run config's ``task.options`` for this task.
+        source: ``source(data, options, *, batch_size, eval_batch_size, val_split, split_seed,
+            model_input_size)`` -> a :class:`~divekit.data.sources.DataSource` over a loaded data set.
+        objective: ``objective(source, options)`` -> the :class:`Objective`.
+        default_objective: ``default_objective()`` -> the objective for batches a user brings
+            (``fit(model, loader, task=name)``), or ``None`` when the task needs facts only a
+            data source knows.
+        description: one line for ``divekit tasks``.
     """
 
-    def decorate(build: Callable[..., Task]) -> Callable[..., Task]:
-        if kind in _TASKS:
-            raise ValueError(f"a task for data kind {kind!r} is already registered")
-        _TASKS[kind] = TaskEntry(kind, build, config_cls)
-        return build
+    name: str
+    options: type
+    source: Callable[..., Any]
+    objective: Callable[[Any, Any], Objective]
+    default_objective: Callable[[], Objective] | None
+    description: str
 
-    return decorate
+    def parse_options(self, values: dict[str, Any]) -> Any:
+        """``task.options`` as this task's options dataclass, unknown or ill-typed keys refused."""
+        from divekit.schema import from_dict
+
+        return from_dict(self.options, values, where="task.options")
+
+    def option_names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.options)]
 
 
-def get_task_entry(kind: str) -> TaskEntry:
-    if kind not in _TASKS:
-        raise ConfigError(f"no task is registered for data of kind {kind!r}")
-    return _TASKS[kind]
+TASK_REGISTRY: Registry[TaskEntry] = Registry("task")
+
+
+def register_task(entry: TaskEntry, *, module: str) -> TaskEntry:
+    """Register ``entry`` under its name (one of the shared task names)."""
+    check_task(entry.name)
+    return TASK_REGISTRY.add(entry.name, entry, module=module)
+
+
+def get_task(name: str) -> TaskEntry:
+    """The task called ``name`` (tasks register when :mod:`divekit.tasks` is imported)."""
+    import divekit.tasks  # noqa: F401  (registers the tasks)
+
+    return TASK_REGISTRY.get(name)

@@ -1,75 +1,29 @@
 """Language modelling (notes §6.3-§6.8): next-token cross-entropy, perplexity, hidden-state handling.
 
-The task turns a :class:`~divekit.data.corpora.TextCorpus` into one stream
-of token ids and trains any ``language-model`` family model on it:
-
-- the loss is the mean cross-entropy of predicting every next token, and the
-  metric is perplexity, ``exp`` of that mean (§6.4.2 困惑度);
-- with sequential partitioning the hidden state flows from batch to batch,
+- The loss is the mean cross-entropy of predicting every next token, and the
+  metric is perplexity, ``exp`` of that mean (§6.4.2 困惑度).
+- With sequential partitioning the hidden state flows from batch to batch,
   detached so gradients stop at the batch boundary; it starts afresh each
-  epoch and, with random sampling, for every batch;
-- the hidden state is part of :meth:`state_dict`, so a run resumed from a
-  mid-epoch checkpoint continues bit for bit;
-- gradient clipping is the trainer's (``optim.clip_grad``, 1 in the
-  models' recipes); throughput is counted in tokens.
+  epoch and, with random sampling, for every batch.
+- The hidden state is part of :meth:`LanguageModeling.state_dict`, so a run
+  resumed from a mid-epoch checkpoint continues bit for bit.
+- Gradient clipping is the trainer's (``optim.clip_grad``, 1 in the models'
+  recipes); throughput is counted in tokens.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.data.corpora import NORMALIZATIONS, TextCorpus, build_corpus
-from divekit.data.sampling import RandomSequenceBatches, SequentialBatches, evaluation_batches
-from divekit.errors import ConfigError
-from divekit.models.registry import ModelEntry
-from divekit.tasks.base import StepOutput, Task, register_task
-
-TOKENS = ("char", "word")
-SAMPLINGS = ("sequential", "random")
+from divekit.data.sources.text import TextOptions, TextSource
+from divekit.tasks.base import Objective, StepOutput, TaskEntry, output_mismatch, register_task
 
 State = torch.Tensor | tuple[torch.Tensor, ...] | None
-
-
-@dataclass
-class LanguageModelConfig:
-    """Options of the language-modelling task (the run config's ``task`` section).
-
-    Attributes:
-        token: ``char`` or ``word`` tokens.
-        num_steps: time steps per subsequence (``--num-steps``).
-        sampling: ``sequential`` (the state carries over) or ``random``.
-        max_tokens: train on the first N tokens only (``None``: all).
-        min_freq: tokens rarer than this become ``<unk>``.
-        normalize: ``letters`` (the book's cleaning) or ``none``.
-        valid_fraction: hold out this last fraction of the tokens to report
-            test perplexity (0, as in the book: train perplexity only).
-    """
-
-    token: str = "char"
-    num_steps: int = 35
-    sampling: str = "sequential"
-    max_tokens: int | None = None
-    min_freq: int = 0
-    normalize: str = "letters"
-    valid_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, value, valid in (("token", self.token, TOKENS), ("sampling", self.sampling, SAMPLINGS),
-                                   ("normalize", self.normalize, NORMALIZATIONS)):  # fmt: skip
-            if value not in valid:
-                raise ConfigError(f"task.{name}: unknown value {value!r}; use one of {', '.join(valid)}")
-        if self.num_steps < 1:
-            raise ConfigError(f"task.num_steps must be at least 1, got {self.num_steps}")
-        if self.max_tokens is not None and self.max_tokens < 2:
-            raise ConfigError(f"task.max_tokens must be at least 2, got {self.max_tokens}")
-        if not 0.0 <= self.valid_fraction < 1.0:
-            raise ConfigError(f"task.valid_fraction must be in [0, 1), got {self.valid_fraction}")
 
 
 def detach_state(state: State) -> State:
@@ -84,73 +38,55 @@ def perplexity(mean_loss: float) -> float:
     return math.exp(mean_loss) if mean_loss < 700 else math.inf
 
 
-class LanguageModelTask(Task):
-    """Train a language model on one text; report loss and perplexity per epoch."""
+class LanguageModeling(Objective):
+    """Next-token cross-entropy of a model ``(X, state) -> (logits (N, T, V), state)``; perplexity.
 
-    kind = "text"
-    families = ("language-model",)
+    Batches are ``(X, Y)``: token ids ``(N, T)`` and the same window shifted by one.
+
+    Args:
+        carry_state: feed each training batch the (detached) state the previous
+            one ended with (sequential partitioning); else start every batch afresh.
+        eval_carry_state: the same for evaluation batches (default: as ``carry_state``).
+        vocab_size: when known, the logits' last dimension must equal it.
+    """
+
+    task = "language-model"
     unit = "tokens"
+    monitor = "ppl"
 
-    def __init__(self, data: TextCorpus, config: LanguageModelConfig, *, batch_size: int,
-                 eval_batch_size: int, model_entry: ModelEntry) -> None:  # fmt: skip
-        self.data = data
-        self.config = config
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        ids, self.vocab = build_corpus(data.lines(config.normalize), token=config.token,
-                                       min_freq=config.min_freq, max_tokens=config.max_tokens)  # fmt: skip
-        held_out = int(len(ids) * config.valid_fraction)
-        self.train_ids = torch.tensor(ids[:len(ids) - held_out], dtype=torch.long)
-        self.valid_ids = torch.tensor(ids[len(ids) - held_out:], dtype=torch.long)
-        self.monitor = "test_ppl" if held_out else "train_ppl"
+    def __init__(self, *, carry_state: bool = False, eval_carry_state: bool | None = None,
+                 vocab_size: int | None = None) -> None:  # fmt: skip
+        self.carry_state = carry_state
+        self.eval_carry_state = carry_state if eval_carry_state is None else eval_carry_state
+        self.vocab_size = vocab_size
         self.state: State = None
+        self.eval_state: State = None
         self._state_epoch = -1
-        self._sampler(seed=0, rank=0, world_size=1)  # refuse a corpus too short for one batch, before training
 
-    def model_options(self) -> dict[str, Any]:
-        return {"vocab_size": len(self.vocab)}
-
-    def _sampler(self, *, seed: int, rank: int, world_size: int) -> RandomSequenceBatches | SequentialBatches:
-        cls = SequentialBatches if self.config.sampling == "sequential" else RandomSequenceBatches
-        return cls(self.train_ids, batch_size=self.batch_size, num_steps=self.config.num_steps, seed=seed,
-                   rank=rank, world_size=world_size)  # fmt: skip
-
-    def train_batches(self, *, seed: int) -> RandomSequenceBatches | SequentialBatches:
-        return self._sampler(seed=seed, rank=self.runtime.rank, world_size=self.runtime.world_size)
-
-    def begin_epoch(self, model: nn.Module, *, epoch: int) -> None:
+    def begin_epoch(self, *, epoch: int) -> None:
         if epoch != self._state_epoch:  # a new epoch starts from a zero state; a resumed one keeps its own
             self.state = None
             self._state_epoch = epoch
 
-    def count(self, batch: Any) -> int:
-        return int(batch[1].numel())
+    def begin_eval(self) -> None:
+        self.eval_state = None
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
-        device = self.runtime.device
-        X, Y = (t.to(device, non_blocking=True) for t in batch)
-        carried = self.state if self.config.sampling == "sequential" else None
+        X, Y = batch[0], batch[1]
+        carried = _on(self.state, X.device) if self.carry_state else None
         logits, state = model(X, carried)  # logits: (N, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
-        if self.config.sampling == "sequential":
+        if self.carry_state:
             self.state = detach_state(state)
         return StepOutput(loss, {"loss": loss.detach() * Y.numel(), "count": Y.numel()})
 
-    @torch.no_grad()
-    def eval_sums(self, model: nn.Module) -> dict[str, float]:
-        """Loss sums over the held-out tokens (none without ``valid_fraction``), state carried throughout."""
-        if len(self.valid_ids) < 2:
-            return {}
-        rt = self.runtime
-        loss = count = 0.0
-        state: State = None
-        for X, Y in evaluation_batches(self.valid_ids, batch_size=self.eval_batch_size, num_steps=self.config.num_steps,
-                                       rank=rt.rank, world_size=rt.world_size):  # fmt: skip
-            Y = Y.to(rt.device)
-            logits, state = model(X.to(rt.device), state)
-            loss += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum").item()
-            count += Y.numel()
-        return {"loss": loss, "count": count}
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor | float]:
+        X, Y = batch[0], batch[1]
+        logits, state = model(X, self.eval_state if self.eval_carry_state else None)
+        if self.eval_carry_state:
+            self.eval_state = state
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum")
+        return {"loss": loss, "count": Y.numel()}
 
     def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
         count = float(sums.get("count", 0.0))
@@ -159,14 +95,16 @@ class LanguageModelTask(Task):
         loss = float(sums["loss"]) / count
         return {f"{prefix}_loss": loss, f"{prefix}_ppl": perplexity(loss)}
 
-    def info(self) -> dict[str, Any]:
-        c = self.config
-        return {**self.data.info(), "token": c.token, "normalize": c.normalize, "num_steps": c.num_steps,
-                "vocab_size": len(self.vocab), "train_tokens": len(self.train_ids),
-                "valid_tokens": len(self.valid_ids), "model_options": self.model_options()}  # fmt: skip
-
-    def prediction_extras(self) -> dict[str, str]:
-        return {"vocab.json": self.vocab.to_json()}
+    def check_output(self, model: nn.Module, batch: Any) -> None:
+        X = batch[0]
+        out = model(X, None)
+        width = self.vocab_size or "vocab_size"
+        expected = f"(logits of shape ({X.shape[0]}, {X.shape[1]}, {width}), state)"
+        if not (isinstance(out, tuple) and len(out) == 2 and torch.is_tensor(out[0])):
+            raise output_mismatch("language-model", out, expected)
+        logits = out[0]
+        if tuple(logits.shape[:2]) != tuple(X.shape) or (self.vocab_size and logits.shape[-1] != self.vocab_size):
+            raise output_mismatch("language-model", out, expected)
 
     # ------------------------------------------------- resumable hidden state
     def state_dict(self) -> dict[str, Any]:
@@ -176,13 +114,29 @@ class LanguageModelTask(Task):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state_epoch = int(state.get("epoch", -1))
         parts = state.get("hidden")
-        if parts is None:
-            self.state = None
-            return
-        parts = [p.to(self.runtime.device) for p in parts]
-        self.state = parts[0] if len(parts) == 1 else tuple(parts)
+        self.state = None if parts is None else parts[0] if len(parts) == 1 else tuple(parts)
 
 
-@register_task("text", LanguageModelConfig)
-def build_language_model(data: TextCorpus, config: LanguageModelConfig, **kwargs: Any) -> Task:
-    return LanguageModelTask(data, config, **kwargs)
+def _on(state: State, device: torch.device) -> State:
+    """``state`` on ``device`` (a restored checkpoint keeps it on the CPU until the first step)."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    return tuple(s.to(device) for s in state)
+
+
+def _objective(source: TextSource, options: TextOptions) -> LanguageModeling:
+    # the held-out tail is read as sequential rows, so its state always carries
+    return LanguageModeling(carry_state=options.sampling == "sequential", eval_carry_state=True,
+                            vocab_size=len(source.vocab))  # fmt: skip
+
+
+register_task(TaskEntry(
+    name="language-model",
+    options=TextOptions,
+    source=TextSource,
+    objective=_objective,
+    default_objective=LanguageModeling,
+    description="token ids -> next-token logits (+ state); cross-entropy, perplexity (notes §6.3-§6.8)",
+), module=__name__)  # fmt: skip

@@ -1,9 +1,8 @@
-"""Autoregressive regression on a series, and k-step-ahead forecasts (notes §6.1 序列模型).
+"""Regression: features -> predictions, mean squared error (notes §6.1); k-step-ahead forecasts of a series.
 
-Under a Markov assumption of order ``tau`` the features of example ``t`` are
-``x_{t-tau}, ..., x_{t-1}`` and its label is ``x_t``. A model trained on
-these windows predicts one step ahead well; predicting ``k`` steps ahead
-feeds its own predictions back as features, and the errors accumulate.
+A model trained on one-step windows predicts one step ahead well;
+predicting ``k`` steps ahead feeds its own predictions back as features,
+and the errors accumulate (:func:`forecast`).
 """
 
 from __future__ import annotations
@@ -16,33 +15,34 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.data.loader import TensorBatches
 from divekit.data.series import SeriesData
+from divekit.data.sources.series import SeriesOptions, SeriesSource, lag_features
 from divekit.errors import ConfigError
-from divekit.models.registry import ModelEntry
-from divekit.tasks.base import StepOutput, Task, register_task
+from divekit.tasks.base import Objective, StepOutput, TaskEntry, output_mismatch, register_task
 
 
-@dataclass
-class SeriesTaskConfig:
-    """Options of the series-regression task.
+class Regression(Objective):
+    """Mean squared error of ``model(X)`` against ``y`` (same shape). Batches are ``(X, y)``."""
 
-    Attributes:
-        tau: how many past values form the features (the Markov order).
-    """
+    task = "regression"
 
-    tau: int = 4
+    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
+        X, y = batch[0], batch[1]
+        loss = F.mse_loss(model(X), y)
+        return StepOutput(loss, {"loss": loss.detach() * y.shape[0], "count": y.shape[0]})
 
-    def __post_init__(self) -> None:
-        if self.tau < 1:
-            raise ConfigError(f"task.tau must be at least 1, got {self.tau}")
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor | float]:
+        X, y = batch[0], batch[1]
+        return {"loss": F.mse_loss(model(X).float(), y, reduction="sum"), "count": y.shape[0]}
 
+    def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
+        return {f"{prefix}_loss": float(sums["loss"]) / max(float(sums["count"]), 1.0)}
 
-def lag_features(values: torch.Tensor, tau: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of ``tau`` values ``(T - tau, tau)`` and the value after each ``(T - tau, 1)``."""
-    T = len(values)
-    features = torch.stack([values[i:T - tau + i] for i in range(tau)], dim=1)  # (T - tau, tau)
-    return features, values[tau:].reshape(-1, 1)
+    def check_output(self, model: nn.Module, batch: Any) -> None:
+        X, y = batch[0], batch[1]
+        out = model(X)
+        if not torch.is_tensor(out) or out.shape != y.shape:
+            raise output_mismatch("regression", out, f"predictions shaped like the targets, {tuple(y.shape)}")
 
 
 @torch.no_grad()
@@ -124,55 +124,11 @@ def forecast(model: nn.Module, data: SeriesData, *, tau: int, steps: list[int]) 
                     k_step, k_step_errors(model, x, tau=tau, steps=steps), F.mse_loss(multi, x[start:]).item())  # fmt: skip
 
 
-class SeriesRegressionTask(Task):
-    """Fit a regression model to predict each value of a series from the ``tau`` before it."""
-
-    kind = "sequence"
-    families = ("regression",)
-
-    def __init__(self, data: SeriesData, config: SeriesTaskConfig, *, batch_size: int,
-                 eval_batch_size: int, model_entry: ModelEntry) -> None:  # fmt: skip
-        if not 0 < data.n_train < len(data.values) - config.tau:
-            raise ConfigError(f"tau={config.tau} leaves no test windows in a series of {len(data.values)} values")
-        self.data = data
-        self.config = config
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        X, y = lag_features(data.values, config.tau)
-        self.train = (X[:data.n_train], y[:data.n_train])
-        self.test = (X[data.n_train:], y[data.n_train:])
-
-    def model_options(self) -> dict[str, Any]:
-        return {"in_features": self.config.tau}
-
-    def train_batches(self, *, seed: int) -> TensorBatches:
-        rt = self.runtime
-        return TensorBatches(self.train, batch_size=self.batch_size, shuffle=True, seed=seed,
-                             rank=rt.rank, world_size=rt.world_size)  # fmt: skip
-
-    def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
-        X, y = (t.to(self.runtime.device, non_blocking=True) for t in batch)
-        loss = F.mse_loss(model(X), y)
-        return StepOutput(loss, {"loss": loss.detach() * y.shape[0], "count": y.shape[0]})
-
-    @torch.no_grad()
-    def eval_sums(self, model: nn.Module) -> dict[str, float]:
-        rt = self.runtime
-        batches = TensorBatches(self.test, batch_size=self.eval_batch_size, rank=rt.rank, world_size=rt.world_size)
-        loss = count = 0.0
-        for X, y in batches:
-            y = y.to(rt.device)
-            loss += F.mse_loss(model(X.to(rt.device)).float(), y, reduction="sum").item()
-            count += y.shape[0]
-        return {"loss": loss, "count": count}
-
-    def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
-        return {f"{prefix}_loss": float(sums["loss"]) / max(float(sums["count"]), 1.0)}
-
-    def info(self) -> dict[str, Any]:
-        return {**self.data.info(), "tau": self.config.tau, "model_options": self.model_options()}
-
-
-@register_task("sequence", SeriesTaskConfig)
-def build_series_regression(data: SeriesData, config: SeriesTaskConfig, **kwargs: Any) -> Task:
-    return SeriesRegressionTask(data, config, **kwargs)
+register_task(TaskEntry(
+    name="regression",
+    options=SeriesOptions,
+    source=SeriesSource,
+    objective=lambda source, options: Regression(),
+    default_objective=Regression,
+    description="features -> predictions; mean squared error (notes §6.1)",
+), module=__name__)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Sequence to sequence (notes §6.10): translation data -> teacher-forced loss, BLEU.
+"""Sequence to sequence (notes §6.10): teacher-forced token loss, corpus BLEU.
 
 Training feeds the decoder the target shifted right behind ``<bos>``
 (teacher forcing) and scores each position with softmax cross-entropy,
@@ -7,50 +7,28 @@ tokens; the book's loss averages each sequence over all ``num_steps``
 positions, padding included, so short sentences weigh less than they should.
 Throughput counts target tokens.
 
-Evaluation reports the same loss on the held-out pairs and, by default,
+Evaluation reports the same loss on the held-out pairs and, when asked,
 corpus BLEU (sacrebleu) of greedy translations of the held-out sources
 against all their references.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from divekit.data.loader import TensorBatches
-from divekit.data.text import tokenize
-from divekit.data.translation import BOS, EOS, TranslationData, build_array, build_vocab, detokenize_nmt
-from divekit.errors import ConfigError
-from divekit.models.registry import ModelEntry
-from divekit.nn.attention import sequence_mask
+from divekit.data.sources.translation import TranslationOptions, TranslationSource, vocab_words
+from divekit.data.text import Vocab
+from divekit.data.translation import BOS, EOS, detokenize_nmt
 from divekit.inference.bleu import bleu_from_stats, bleu_stats
-from divekit.engine.checkpoint import unwrap
 from divekit.inference.decoding import greedy_decode
-from divekit.tasks.base import StepOutput, Task, register_task
-
-
-@dataclass
-class TranslationTaskConfig:
-    """Options of the translation task (the run config's ``task`` section).
-
-    Attributes:
-        num_steps: sentences are cut or padded to this many tokens (``<eos>`` included).
-        num_examples: training pairs (``--num-examples``; the book uses 600); default all but a held-out tenth.
-        num_test: held-out pairs (default a tenth of the training pairs, or the data set's own test split).
-        min_freq: words seen fewer times in training become ``<unk>``.
-        bleu: translate the held-out sources at every evaluation and report corpus BLEU
-            (the best checkpoint is then the one with the highest BLEU).
-    """
-
-    num_steps: int = 10
-    num_examples: int | None = None
-    num_test: int | None = None
-    min_freq: int = 2
-    bleu: bool = True
+from divekit.nn.attention import sequence_mask
+from divekit.nn.params import unwrap
+from divekit.tasks.base import Objective, StepOutput, TaskEntry, output_mismatch, register_task
 
 
 def masked_softmax_cross_entropy(
@@ -79,87 +57,73 @@ def teacher_forcing_inputs(Y: torch.Tensor, bos: int) -> torch.Tensor:
     return torch.cat([start, Y[:, :-1]], dim=1)
 
 
-class TranslationTask(Task):
-    """Train an encoder-decoder on sentence pairs; report token loss and corpus BLEU."""
+def as_pairs(batch: Any) -> tuple[torch.Tensor, ...]:
+    """``(src, src_valid, tgt, tgt_valid)``; sources with several references ``(N, R, T)`` become one row per reference."""
+    src, src_valid, tgt, tgt_valid = batch[:4]
+    if tgt.dim() == 2:
+        return src, src_valid, tgt, tgt_valid
+    refs = tgt.shape[1]
+    keep = tgt_valid.reshape(-1) > 0  # references of valid length 0 pad the groups
+    return (src.repeat_interleave(refs, 0)[keep], src_valid.repeat_interleave(refs, 0)[keep],
+            tgt.reshape(-1, tgt.shape[-1])[keep], tgt_valid.reshape(-1)[keep])  # fmt: skip
 
-    kind = "translation"
-    families = ("seq2seq",)
+
+class Seq2Seq(Objective):
+    """Masked token cross-entropy of an encoder-decoder ``(src, dec_in, src_valid) -> logits (N, T, V)``.
+
+    Batches are ``(src, src_valid, tgt, tgt_valid)`` (evaluation batches may
+    give several references per source, ``tgt (N, R, T)``, plus their text).
+
+    Args:
+        bos: the target vocabulary's ``<bos>`` id (teacher forcing, decoding).
+        eos: its ``<eos>`` id; needed for ``bleu``.
+        bleu: greedy-translate evaluation sources and report corpus BLEU (monitored, higher is better).
+        vocab: the target vocabulary, to score words (without it, ids are the words).
+        detokenize: turns space-joined words into text as written, for sacrebleu.
+        vocab_size: when known, the logits' last dimension must equal it.
+    """
+
+    task = "seq2seq"
     unit = "tokens"
 
-    def __init__(self, data: TranslationData, config: TranslationTaskConfig, *, batch_size: int,
-                 eval_batch_size: int, model_entry: ModelEntry) -> None:  # fmt: skip
-        if config.num_steps < 2:
-            raise ConfigError(f"num_steps must be at least 2 (a word and <eos>), got {config.num_steps}")
-        if config.min_freq < 0:
-            raise ConfigError(f"min_freq must be >= 0, got {config.min_freq}")
-        self.data, self.config = data, config
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.monitor, self.monitor_mode = ("test_bleu", "max") if config.bleu else ("test_loss", "min")
-        train, test = data.split(num_examples=config.num_examples, num_test=config.num_test)
-        self.num_train, self.num_test = len(train), len(test)
-        src_lines, tgt_lines = tokenize([s for s, _ in train]), tokenize([t for _, t in train])
-        self.src_vocab = build_vocab(src_lines, min_freq=config.min_freq)
-        self.tgt_vocab = build_vocab(tgt_lines, min_freq=config.min_freq)
-        self.train_arrays = self._arrays(src_lines, tgt_lines)
-        self.test_arrays = self._arrays(tokenize([s for s, _ in test]), tokenize([t for _, t in test]))
-        references: dict[str, list[str]] = {}
-        for source, target in test:
-            references.setdefault(source, []).append(target)
-        self.bleu_sources = build_array(tokenize(list(references)), self.src_vocab, config.num_steps)
-        self.bleu_references = list(references.values())
+    def __init__(self, *, bos: int, eos: int | None = None, bleu: bool = False, vocab: Vocab | None = None,
+                 detokenize: Callable[[str], str] = lambda text: text, vocab_size: int | None = None) -> None:  # fmt: skip
+        if bleu and eos is None:
+            raise ValueError("BLEU needs the <eos> id to know where a translation ends: pass eos=")
+        self.bos, self.eos, self.bleu, self.vocab, self.detokenize = bos, eos, bleu, vocab, detokenize
+        self.vocab_size = vocab_size
+        self.monitor, self.monitor_mode = ("bleu", "max") if bleu else ("loss", "min")
 
-    def _arrays(self, src_lines: list[list[str]], tgt_lines: list[list[str]]) -> tuple[torch.Tensor, ...]:
-        src, src_valid = build_array(src_lines, self.src_vocab, self.config.num_steps)
-        tgt, tgt_valid = build_array(tgt_lines, self.tgt_vocab, self.config.num_steps)
-        return src, src_valid, tgt, tgt_valid
-
-    def model_options(self) -> dict[str, Any]:
-        return {"src_vocab_size": len(self.src_vocab), "tgt_vocab_size": len(self.tgt_vocab)}
-
-    def train_batches(self, *, seed: int) -> TensorBatches:
-        rt = self.runtime
-        return TensorBatches(self.train_arrays, batch_size=self.batch_size, shuffle=True, seed=seed,
-                             rank=rt.rank, world_size=rt.world_size)  # fmt: skip
-
-    def count(self, batch: Any) -> int:
-        return int(batch[3].sum())
-
-    def _token_loss_sum(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        src, src_valid, tgt, tgt_valid = (t.to(self.runtime.device, non_blocking=True) for t in batch)
-        logits = model(src, teacher_forcing_inputs(tgt, self.tgt_vocab[BOS]), src_valid)
+    def _token_loss_sum(self, model: nn.Module, pairs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        src, src_valid, tgt, tgt_valid = pairs
+        logits = model(src, teacher_forcing_inputs(tgt, self.bos), src_valid)
         return masked_softmax_cross_entropy(logits, tgt, tgt_valid, reduction="sum"), tgt_valid.sum()
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
-        total, tokens = self._token_loss_sum(model, batch)
+        total, tokens = self._token_loss_sum(model, batch[:4])
         # The mean over this process's valid tokens; with several processes the trainer weights it by
         # this process's share of the global batch's tokens, so the gradient is the global token mean.
         loss = total / tokens.clamp(min=1)
         return StepOutput(loss, {"loss": total.detach(), "count": tokens})
 
-    @torch.no_grad()
-    def eval_sums(self, model: nn.Module) -> dict[str, float]:
-        rt = self.runtime
-        loss = count = 0.0
-        for batch in TensorBatches(self.test_arrays, batch_size=self.eval_batch_size, rank=rt.rank,
-                                   world_size=rt.world_size):  # fmt: skip
-            total, tokens = self._token_loss_sum(model, batch)
-            loss, count = loss + total.item(), count + tokens.item()
-        sums = {"loss": loss, "count": count}
-        if self.config.bleu:
-            sums |= self._bleu_sums(unwrap(model))
+    def eval_step(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor | float]:
+        total, tokens = self._token_loss_sum(model, as_pairs(batch))
+        sums: dict[str, torch.Tensor | float] = {"loss": total, "count": tokens}
+        if self.bleu:
+            sums |= self._bleu_sums(unwrap(model), batch)
         return sums
 
-    def _bleu_sums(self, model: nn.Module) -> dict[str, float]:
-        rt = self.runtime
-        share = list(range(rt.rank, len(self.bleu_references), rt.world_size))
-        hypotheses = []
-        for start in range(0, len(share), self.eval_batch_size):
-            index = torch.tensor(share[start : start + self.eval_batch_size], dtype=torch.long)
-            src, valid = (t[index].to(rt.device) for t in self.bleu_sources)
-            outputs = greedy_decode(model, src, valid, bos=self.tgt_vocab[BOS], eos=self.tgt_vocab[EOS],
-                                    max_len=self.config.num_steps)  # fmt: skip
-            hypotheses += [detokenize_nmt(" ".join(self.tgt_vocab.to_tokens(ids))) for ids in outputs]
-        return bleu_stats(hypotheses, [[detokenize_nmt(r) for r in self.bleu_references[i]] for i in share])
+    def _bleu_sums(self, model: nn.Module, batch: Any) -> dict[str, float]:
+        src, src_valid, tgt, tgt_valid = batch[:4]
+        outputs = greedy_decode(model, src, src_valid, bos=self.bos, eos=self.eos, max_len=tgt.shape[-1])  # type: ignore[arg-type]
+        hypotheses = [self.detokenize(" ".join(vocab_words(self.vocab, ids))) for ids in outputs]
+        if len(batch) > 4:  # the references as text
+            references = [list(refs) for refs in batch[4]]
+        else:
+            groups = zip(tgt.reshape(len(src), -1, tgt.shape[-1]).tolist(), tgt_valid.reshape(len(src), -1).tolist())
+            references = [[self.detokenize(" ".join(vocab_words(self.vocab, ids[:n - 1 if ids[n - 1] == self.eos else n])))
+                           for ids, n in zip(rows, lens) if n > 0] for rows, lens in groups]  # fmt: skip
+        return bleu_stats(hypotheses, references)
 
     def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
         out = {f"{prefix}_loss": float(sums["loss"]) / max(float(sums["count"]), 1.0)}
@@ -167,14 +131,28 @@ class TranslationTask(Task):
             out[f"{prefix}_bleu"] = bleu_from_stats(sums)
         return out
 
-    def info(self) -> dict[str, Any]:
-        return {**self.data.info(), "num_steps": self.config.num_steps, "num_train": self.num_train,
-                "num_test": self.num_test, "model_options": self.model_options()}  # fmt: skip
+    def check_output(self, model: nn.Module, batch: Any) -> None:
+        src, src_valid, tgt, _ = as_pairs(batch)
+        out = model(src, teacher_forcing_inputs(tgt, self.bos), src_valid)
+        width = self.vocab_size or "tgt_vocab_size"
+        expected = f"logits of shape ({tgt.shape[0]}, {tgt.shape[1]}, {width})"
+        if not torch.is_tensor(out) or tuple(out.shape[:2]) != tuple(tgt.shape) or out.dim() != 3:
+            raise output_mismatch("seq2seq", out, expected)
+        if self.vocab_size is not None and out.shape[-1] != self.vocab_size:
+            raise output_mismatch("seq2seq", out, expected)
 
-    def prediction_extras(self) -> dict[str, str]:
-        return {"src_vocab.json": self.src_vocab.to_json(), "tgt_vocab.json": self.tgt_vocab.to_json()}
+
+def _objective(source: TranslationSource, options: TranslationOptions) -> Seq2Seq:
+    vocab = source.tgt_vocab
+    return Seq2Seq(bos=vocab[BOS], eos=vocab[EOS], bleu=options.bleu, vocab=vocab, detokenize=detokenize_nmt,
+                   vocab_size=len(vocab))  # fmt: skip
 
 
-@register_task("translation", TranslationTaskConfig)
-def build_translation(data: TranslationData, config: TranslationTaskConfig, **kwargs: Any) -> Task:
-    return TranslationTask(data, config, **kwargs)
+register_task(TaskEntry(
+    name="seq2seq",
+    options=TranslationOptions,
+    source=TranslationSource,
+    objective=_objective,
+    default_objective=None,  # teacher forcing needs the <bos> id: Seq2Seq(bos=...)
+    description="(source, target-in, source lengths) -> target logits; masked cross-entropy, BLEU (notes §6.10)",
+), module=__name__)  # fmt: skip

@@ -1,0 +1,19 @@
+"""Every fixed set of choices, listed once.
+
+The config's validation, the command line's ``choices`` and the error
+messages all derive from these tuples. The module imports nothing, so the
+command line can build its parser without loading PyTorch.
+"""
+
+TASKS = ("classification", "language-model", "seq2seq", "regression")
+"""The task names that models, data sets and objectives share (the forward contract a model follows)."""
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+PRECISIONS = ("32", "bf16", "16")
+INITS = ("default", "normal", "xavier", "constant")
+"""Weight initialisers (notes §1.2.2); ``default`` keeps PyTorch's."""
+
+TOKENS = ("char", "word")
+SAMPLINGS = ("sequential", "random")
+NORMALIZATIONS = ("letters", "none")

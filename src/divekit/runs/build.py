@@ -1,0 +1,202 @@
+"""From a run config to the objects training needs: the data source, the model, the objective.
+
+:func:`resolve_config` layers the defaults; :func:`build_source`,
+:func:`build_model` and :func:`build_objective` make the pieces; and
+:func:`check_model_fits` runs the model once on one batch, so a model whose
+output does not fit the task, or that cannot read the data, is reported in
+one line before any folder is made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import divekit.data  # noqa: F401  (registers the data sets)
+import divekit.models  # noqa: F401  (registers the models)
+from divekit.data.batching import take_rows
+from divekit.data.registry import get_dataset_entry, load_dataset
+from divekit.data.sources.base import DataSource
+from divekit.errors import ConfigError, DivekitError
+from divekit.models.registry import call_builder, get_model_entry, supported_options
+from divekit.nn.init import apply_init
+from divekit.runs import finetune
+from divekit.runs.config import RunConfig, set_dotted
+from divekit.runs.model_files import load_model_file, recorded_builder
+from divekit.tasks.base import Objective, get_task
+
+# The embedded data set each task trains on when nothing else is named.
+DEFAULT_DATA = {"classification": "digits", "language-model": "pydoc", "seq2seq": "numbers-fr", "regression": "sine"}
+
+
+def is_file_spec(model: str) -> bool:
+    """Whether ``model`` names an object in a Python file (``path/to/file.py:NAME``)."""
+    return ".py:" in model
+
+
+def resolve_config(
+    model: str,
+    *,
+    data: str | None = None,
+    task: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    config_file: str | Path | None = None,
+) -> RunConfig:
+    """Build a run config: defaults < model recipe < data recipe < file < ``overrides``.
+
+    Args:
+        model: a registered model name, or ``path/to/file.py:NAME`` (an ``nn.Module`` class or a
+            function returning one; the file is imported now, and recorded with its SHA-256).
+        data: a registered data-set name (default: the model's recipe's, else its task's embedded one).
+        task: the task (default: the data set's).
+        overrides: dotted keys (``"optim.lr"``) and their values.
+        config_file: a JSON file of config sections.
+    """
+    layered: dict[str, Any] = RunConfig().to_dict()
+    overrides = dict(overrides or {})
+    file_cfg = read_config_file(config_file) if config_file else {}
+    model_task = _layer_model(layered, model)
+    task = task or overrides.get("task.name") or file_cfg.get("task", {}).get("name") or model_task
+    default_data = layered["data"]["name"] if model_task else DEFAULT_DATA.get(task or "", layered["data"]["name"])
+    data_name = data or overrides.get("data.name") or file_cfg.get("data", {}).get("name") or default_data
+    data_entry = get_dataset_entry(data_name)
+    for key, value in data_entry.recipe.items():
+        set_dotted(layered, key, value)
+    _merge(layered, file_cfg)
+    layered["data"]["name"] = data_name
+    for key, value in overrides.items():
+        set_dotted(layered, key, value)
+    layered["task"]["name"] = task or data_entry.task
+    config = RunConfig.from_dict(layered).validate()
+    check_task_fits(config)
+    return config
+
+
+def _layer_model(layered: dict[str, Any], model: str) -> str | None:
+    """Put the model (and a registered model's recipe) into ``layered``; return its task if known."""
+    if is_file_spec(model):
+        loaded = load_model_file(model)
+        layered["model"].update(name=loaded.name, source="file", file=str(loaded.path), file_sha256=loaded.sha256)
+        return None
+    entry = get_model_entry(model)
+    layered["model"]["name"] = model
+    for key, value in entry.recipe.items():
+        set_dotted(layered, key, value)
+    return entry.task
+
+
+def check_task_fits(config: RunConfig) -> None:
+    """A registered model must serve the run's task, and the data set must feed it."""
+    data_task = get_dataset_entry(config.data.name).task
+    if config.task.name != data_task:
+        raise ConfigError(f"data set {config.data.name!r} is for the {data_task} task, not {config.task.name}; "
+                          f"choose a {config.task.name} data set (`divekit data list`)")  # fmt: skip
+    if config.model.source == "registry":
+        model_task = get_model_entry(config.model.name).task
+        if model_task != config.task.name:
+            raise ConfigError(f"model {config.model.name!r} is for the {model_task} task, but data set "
+                              f"{config.data.name!r} is for {config.task.name}")  # fmt: skip
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file {path} does not exist") from err
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not valid JSON ({err})") from err
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror or err})") from err
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of sections")
+    from divekit.runs.config import migrate
+
+    return migrate(loaded)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "options":
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def build_source(config: RunConfig, data: Any | None = None) -> DataSource:
+    """The data source of the run's data set for its task."""
+    data = data if data is not None else load_dataset(
+        config.data.name, data_dir=config.data.data_dir, download=config.data.download, mirror=config.data.mirror)
+    entry = get_task(config.task.name or get_dataset_entry(config.data.name).task)
+    model_size = get_model_entry(config.model.name).input_size if config.model.source == "registry" else None
+    d = config.data
+    return entry.source(data, entry.parse_options(config.task.options), batch_size=d.batch_size,
+                        eval_batch_size=d.eval_batch_size or d.batch_size, val_split=d.val_split,
+                        split_seed=d.split_seed, model_input_size=model_size)  # fmt: skip
+
+
+def build_objective(source: DataSource, config: RunConfig) -> Objective:
+    entry = get_task(source.task)
+    return entry.objective(source, entry.parse_options(config.task.options))
+
+
+def model_builder(config: RunConfig, *, model_file: str | None = None) -> Callable[..., nn.Module]:
+    """The class or function that builds the run's model (for a file, only under the rules of model_files)."""
+    mc = config.model
+    if mc.source == "registry":
+        return get_model_entry(mc.name).builder
+    if mc.source == "file":
+        return recorded_builder(mc.name, mc.file, mc.file_sha256, model_file=model_file)
+    raise ConfigError(f"this run's model ({mc.name}) was given to divekit.fit as a Python object; load the run "
+                      f"in Python with load_run(folder, model={mc.name}(...))")  # fmt: skip
+
+
+def build_model(config: RunConfig, model_options: dict[str, Any], *, pretrained: bool = True,
+                builder: Callable[..., nn.Module] | None = None) -> nn.Module:  # fmt: skip
+    """Create the configured model for the data's facts, then initialise it.
+
+    With ``model.weights`` the pretrained weights are loaded and the output
+    layer re-initialised for fine-tuning; ``pretrained=False`` builds the same
+    architecture without reading them (a checkpoint will fill it).
+    """
+    builder = builder or model_builder(config)
+    options = {**supported_options(builder, model_options), **config.model.options}
+    model = apply_init(call_builder(builder, options, what=f"model {config.model.name!r}"), config.model.init)
+    mc = config.model
+    if mc.weights is not None:
+        num_classes = options.get("num_classes", model_options.get("num_classes"))
+        finetune.prepare_finetuning(model, weights=mc.weights, expected_name=mc.name, num_classes=num_classes,
+                                    freeze=mc.freeze_backbone, load=pretrained)  # fmt: skip
+    return model
+
+
+def optimizer_groups(config: RunConfig, model: nn.Module) -> list[dict[str, Any]] | None:
+    """Fine-tuning's parameter groups (head at ``lr * head_lr_mult``), or ``None`` for one group."""
+    if config.model.weights is None:
+        return None
+    return finetune.param_groups(model, lr=config.optim.lr, head_lr_mult=config.model.head_lr_mult)
+
+
+def check_model_fits(model: nn.Module, objective: Objective, batch: Any) -> None:
+    """One forward pass on one batch, in eval mode, leaving every random stream and the model as they were.
+
+    Raises ConfigError when the output does not fit the task, and when the
+    model fails on the data (e.g. a layer built for 3 channels fed 1).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            objective.check_output(model, take_rows(batch, slice(0, 2)))  # two rows tell the shapes
+    except DivekitError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"the model fails on one batch of the data ({type(err).__name__}: {first[:300]}); check "
+                          "its options (model.options) against the data's shapes and the task") from err  # fmt: skip
+    finally:
+        model.train(was_training)
