@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -94,51 +98,174 @@ def environment_report() -> dict[str, object]:
     }
 
 
-def busy_cores(window: float = 0.2) -> float | None:
-    """How many cores other work keeps busy right now, from ``/proc/stat`` over ``window`` seconds.
+# ------------------------------------------------------------------ the thread default
+# A core counts as taken by other work when that work keeps it busier than this
+# fraction of the time. The break-even is low: on 2 cores, 2 threads beat 1 by 1.5x
+# on an idle machine but lose 2.5-3.7x while another process holds a core, so they
+# lose overall once it holds one more than ~10-20% of the time (docs/scale.md). The
+# sampling noise of 5-tick windows sets the floor: 0.25 needs 2 ticks in a window.
+TAKEN_ABOVE = 0.25
+WINDOW_S = 0.05  # one window: 5 clock ticks per core at the usual 100 Hz
+MIN_WINDOWS, MAX_WINDOWS = 3, 5  # 0.15 s when the windows agree, 0.25 s when they do not
+PROC_STAT = "/proc/stat"
 
-    Measured while this process is idle, so it counts only the others. ``None``
-    where ``/proc/stat`` does not exist (macOS, Windows).
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """Cumulative CPU-time counters at one instant, in clock ticks, summed over ``cores`` cores.
+
+    ``busy``: running anything (user, nice, system, irq, softirq); ``steal``:
+    time the hypervisor gave the virtual cores to other machines; ``total``:
+    every kind of time, idle and steal included; ``own``: this process's CPU
+    time (all its threads).
     """
 
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as handle:
-            fields = [int(v) for v in handle.readline().split()[1:9]]
-        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+    busy: float
+    steal: float
+    total: float
+    own: float
+    cores: int
 
+
+def parse_proc_stat(text: str, *, cpus: Collection[int] | None = None, own: float = 0.0) -> CpuTimes | None:
+    """The counters in ``/proc/stat`` contents ``text``: the lines of ``cpus``, else the whole-machine line.
+
+    ``own`` is this process's CPU time in clock ticks. None when ``text`` has
+    no readable ``cpu`` line.
+    """
+    rows = {name: rest.split() for name, _, rest in (line.partition(" ") for line in text.splitlines())
+            if name.startswith("cpu")}  # fmt: skip
+    per_core = sum(name != "cpu" for name in rows)
+    names = [f"cpu{i}" for i in cpus or ()]
+    if not names or not all(name in rows for name in names):
+        names, cores = ["cpu"], max(1, per_core)
+    else:
+        cores = len(names)
     try:
-        idle0, total0 = sample()
-        time.sleep(window)
-        idle1, total1 = sample()
-    except (OSError, ValueError, IndexError):
+        # user nice system idle iowait irq softirq steal (guest time is already inside user and nice)
+        fields = [[int(v) for v in (rows[name] + ["0"] * 8)[:8]] for name in names]
+    except (KeyError, ValueError):
         return None
-    if total1 <= total0:
+    sums = [float(sum(column)) for column in zip(*fields)]
+    return CpuTimes(sum(sums[i] for i in (0, 1, 2, 5, 6)), sums[7], sum(sums), own, cores)
+
+
+def window_busy_cores(before: CpuTimes, after: CpuTimes) -> float | None:
+    """How many cores work other than this process kept busy between two readings.
+
+    Steal time is neither busy nor available: a core is as busy as the share
+    of the time it was given that others used. None when no time was given.
+    """
+    available = (after.total - before.total) - (after.steal - before.steal)
+    if available <= 0:
         return None
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+    others = (after.busy - before.busy) - (after.own - before.own)
+    return max(0.0, others) * after.cores / available
+
+
+def sustained_busy_cores(samples: Sequence[CpuTimes]) -> float | None:
+    """The median over the windows between consecutive ``samples`` of :func:`window_busy_cores`.
+
+    The median ignores a minority of windows: a process that ended during the
+    first window, or one short burst, is not sustained load.
+    """
+    windows = [w for w in map(window_busy_cores, samples, samples[1:]) if w is not None]
+    return statistics.median(windows) if windows else None
+
+
+def cores_taken(busy: float) -> int:
+    """The cores to leave to other work that keeps ``busy`` cores busy."""
+    return max(0, math.ceil(busy - TAKEN_ABOVE))
+
+
+def threads_for(cores: int, busy: float | None, *, local_world_size: int = 1) -> int:
+    """Threads for one of ``local_world_size`` processes on ``cores`` cores, ``busy`` of them kept busy by others.
+
+    ``busy=None`` (unknown) gives each process its share of all the cores.
+    """
+    free = cores - (cores_taken(busy) if busy is not None else 0)
+    return max(1, free // max(1, local_world_size))
+
+
+def read_cpu_times() -> CpuTimes | None:
+    """The counters of ``/proc/stat`` over the cores this process may use; None where it does not exist."""
+    try:
+        with open(PROC_STAT) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    own = time.process_time() * os.sysconf("SC_CLK_TCK")
+    return parse_proc_stat(text, cpus=_affinity(), own=own)
+
+
+def sample_cpu_times(read: Callable[[], CpuTimes | None], *, sleep: Callable[[float], None]) -> list[CpuTimes] | None:
+    """Readings :data:`WINDOW_S` apart: :data:`MIN_WINDOWS` windows, up to :data:`MAX_WINDOWS` while they disagree.
+
+    Windows that disagree (a process ended or started meanwhile) earn more
+    windows, so that the median has a majority to follow. None when a reading fails.
+    """
+    samples: list[CpuTimes] = []
+    while len(samples) <= MAX_WINDOWS:
+        if samples:
+            sleep(WINDOW_S)
+        sample = read()
+        if sample is None:
+            return None
+        samples.append(sample)
+        if len(samples) > MIN_WINDOWS and _windows_agree(samples):
+            break
+    return samples
+
+
+def _windows_agree(samples: Sequence[CpuTimes]) -> bool:
+    windows = map(window_busy_cores, samples, samples[1:])
+    return len({cores_taken(w) for w in windows if w is not None}) <= 1
+
+
+def busy_cores() -> float | None:
+    """How many cores other work keeps busy, sustained over 0.15-0.25 s (:func:`sample_cpu_times`).
+
+    Measured while this process sleeps, less its own CPU time, so it counts
+    only the others; steal time does not count. ``None`` where ``/proc/stat``
+    does not exist (macOS, Windows).
+    """
+    samples = sample_cpu_times(read_cpu_times, sleep=time.sleep)
+    return sustained_busy_cores(samples) if samples else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(_affinity() or ()) or os.cpu_count() or 1
+
+
+def _affinity() -> set[int] | None:
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def default_threads(local_world_size: int = 1) -> int:
-    """CPU threads for PyTorch: this process's share of the cores that are idle.
+    """CPU threads for PyTorch (notes §3 训练硬件使用): this process's share of the cores others leave free.
 
-    PyTorch starts one thread per core. When another process keeps a core
-    busy, its threads wait on each other at every operation and small models
-    run several times slower (LeNet: 2.5x on 2 cores; see
-    benchmarks/threads_pitfall.py). So the default takes the cores this
-    process may use, divides them among the processes of a distributed run
-    on this machine, and leaves out the cores other work keeps busy:
-    measured now from ``/proc/stat`` where it exists, else from the
-    1-minute load average (which lags). ``--threads`` overrides it.
+    PyTorch starts one thread per core. Its threads meet at a barrier after
+    every operation, so when another process keeps a core busy they all wait
+    for the one sharing that core and small models run several times slower
+    (LeNet: 2.5-3.7x on 2 cores; benchmarks/threads_pitfall.py). So the
+    default takes the cores this process may use, leaves out those other
+    work keeps busy (:func:`busy_cores`; where ``/proc/stat`` is missing, the
+    1-minute load average, which lags), and divides the rest among the
+    ``local_world_size`` processes of a distributed run on this machine.
+    An explicit ``train.threads`` (``threads`` of :func:`configure_threads`) overrides it.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // max(1, local_world_size))
     busy = busy_cores()
     if busy is None:
-        try:
-            busy = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return share
-    idle = max(1, int(cores - busy + 0.5))
-    return max(1, min(share, idle // max(1, local_world_size) or 1))
+        busy = _load_average()
+    return threads_for(usable_cores(), busy, local_world_size=local_world_size)
 
 
 def configure_threads(threads: int | None, *, local_world_size: int = 1) -> int:
