@@ -11,6 +11,7 @@ from tests.helpers import serve_folder
 def _isolated_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the data cache at a temporary folder; no test downloads from the internet."""
     monkeypatch.setenv("DIVEKIT_DATA", str(tmp_path_factory.mktemp("divekit-data")))
+    monkeypatch.setenv("DIVEKIT_HOME", str(tmp_path_factory.mktemp("divekit-home")))
     monkeypatch.delenv("DIVEKIT_MIRROR", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
 

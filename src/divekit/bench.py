@@ -43,7 +43,7 @@ def classifier_workload(entry: ModelEntry, batch_size: int, input_size: tuple[in
                         device: torch.device, channels_last: bool) -> Workload:  # fmt: skip
     size = tuple(input_size or entry.input_size or (3, 224, 224))
     if len(size) != 3:
-        raise ConfigError(f"--input-size for an image model is C,H,W, got {','.join(map(str, size))}")
+        raise ConfigError(f"an image model's input size is C,H,W, got {','.join(map(str, size))}")
     facts = {"in_channels": size[0], "image_size": size[-1], "num_classes": 10}
     model = create_model(entry.name, **supported_options(entry.name, facts)).to(device)
     X = torch.rand(batch_size, *size, device=device)

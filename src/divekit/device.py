@@ -59,13 +59,13 @@ def resolve_device(name: str, *, local_rank: int | None = None) -> torch.device:
         return torch.device("cpu")
     elif name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was requested but CUDA is not available; use --device cpu or auto")
+            raise ConfigError("device 'cuda' was requested but CUDA is not available; use device cpu or auto")
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) exist")
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) exist")
     elif name == "mps":
         if not mps_available():
-            raise ConfigError("--device mps was requested but MPS is not available; use --device cpu or auto")
+            raise ConfigError("device 'mps' was requested but MPS is not available; use device cpu or auto")
         device = torch.device("mps")
     else:
         raise ConfigError(f"unknown device {name!r}; use one of {', '.join(DEVICE_CHOICES)} or cuda:N")

@@ -1,7 +1,6 @@
 """The command line, in process (fast) and, where signals and exit codes matter, as a real process."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

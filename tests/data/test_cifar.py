@@ -180,7 +180,7 @@ def test_labels_of_other_types_are_refused(labels, message):
 def test_truncated_and_missing_files(tmp_path):
     with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
         cifar.parse_batch(py2_pickle({"data": np.zeros((1, 3072), np.uint8)})[:-40], source="cut")
-    with pytest.raises(DataError, match="CIFAR-10 not found.*--download"):
+    with pytest.raises(DataError, match="CIFAR-10 not found.*data.download=true"):
         load_dataset("cifar-10", data_dir=tmp_path)
     (tmp_path / cifar.ARCHIVE.name).write_bytes(b"not a tar file")
     with pytest.raises(DataError, match="corrupt or truncated archive"):

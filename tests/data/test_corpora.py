@@ -49,12 +49,12 @@ def test_text_file_reads_any_utf8_file_and_refuses_others(tmp_path):
         load_dataset("text-file", data_dir=str(tmp_path / "empty.txt"))
     with pytest.raises(DataError, match="no such text file"):
         load_dataset("text-file", data_dir=str(tmp_path / "missing.txt"))
-    with pytest.raises(ConfigError, match="--data-dir FILE"):
+    with pytest.raises(ConfigError, match="named by data.data_dir"):
         load_dataset("text-file")
 
 
 def test_timemachine_without_file_says_how_to_get_it(tmp_path):
-    with pytest.raises(DataError, match="--download"):
+    with pytest.raises(DataError, match="data.download=true"):
         load_dataset("timemachine", data_dir=str(tmp_path))
 
 

@@ -49,7 +49,7 @@ def test_missing_folder_says_what_is_expected_where_and_how_to_download(tmp_path
     with pytest.raises(DataError) as err:
         load_idx_dataset(spec, data_dir=tmp_path)
     message = str(err.value)
-    assert str(tmp_path) in message and "t10k-labels-idx1-ubyte.gz" in message and "--download" in message
+    assert str(tmp_path) in message and "t10k-labels-idx1-ubyte.gz" in message and "data.download=true" in message
     assert "\n" not in message
 
 

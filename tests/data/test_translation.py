@@ -102,7 +102,7 @@ def test_fra_eng_from_a_folder_a_file_or_the_archive(tmp_path):
 
 
 def test_missing_fra_eng_says_how_to_get_it(tmp_path):
-    with pytest.raises(DataError, match="--download"):
+    with pytest.raises(DataError, match="data.download=true"):
         load_dataset("fra-eng", data_dir=tmp_path)
 
 

@@ -129,3 +129,37 @@ def test_other_task_families_match_one_process(tmp_path, family, args):
         assert done.returncode == 0, done.stderr
         results.append(final_weights(folder))
     assert_close(results[1], results[0])
+
+
+FIT_SCRIPT = '''
+import sys
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+import divekit
+
+g = torch.Generator().manual_seed(0)
+X = torch.randn(200, 1, 8, 8, generator=g)
+y = (X.mean(dim=(1, 2, 3)) > 0).long()
+torch.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2))
+loader = DataLoader(TensorDataset(X, y), batch_size=20, shuffle=True)
+result = divekit.fit(net, loader, epochs=2, lr=0.2, config={"train.progress": False, "train.threads": 1},
+                     out_dir=sys.argv[1], log=lambda m: None)
+'''
+
+
+def test_fit_on_a_plain_dataloader_under_torchrun_equals_one_process(tmp_path):
+    """Each process reads every batch of the user's DataLoader (shuffled the same way, from the run's seed) and
+    keeps its share of the rows: two processes compute what one process computes with the whole batch."""
+    script = tmp_path / "fit_script.py"
+    script.write_text(FIT_SCRIPT)
+    results = []
+    for nproc in (1, 2):
+        folder = tmp_path / f"fit{nproc}"
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+        done = subprocess.run([sys.executable, *launcher, str(script), str(folder)], capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        results.append(final_weights(folder))
+    assert_close(results[1], results[0])

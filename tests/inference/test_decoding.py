@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from divekit.models import create_model
 from divekit.nn.encoder_decoder import Decoder, Encoder, EncoderDecoder

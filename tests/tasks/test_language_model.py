@@ -14,9 +14,8 @@ from divekit.errors import ConfigError, DataError
 from divekit.engine import checkpoint as ckpt
 from divekit.runs import resolve_config, train
 from divekit.runs.build import build_source
-from divekit.engine.seeding import seed_everything
 from tests.helpers import build_parts, make_trainer
-from divekit.engine.trainer import Callback, Trainer, TrainingInterrupted
+from divekit.engine.trainer import Callback, TrainingInterrupted
 
 TEXT = "the time traveller smiled round at us then still smiling faintly he began\n" * 12
 

@@ -21,6 +21,8 @@ EXTRA_FLAGS = {
     "model_file": "--model-file",
     "model.options": "--option KEY=VALUE",
     "task.options.KEY": "--set task.options.KEY=VALUE",
+    "beam_size": "--beam-size",
+    "max_len": "--max-len",
 }
 
 

@@ -60,7 +60,7 @@ def parse_augment(names: str | Sequence[str]) -> list[str]:
     unknown = [n for n in items if n not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(f"unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)} "
-                          "(e.g. --augment flip,crop,color)")  # fmt: skip
+                          "(e.g. task.options.augment=flip,crop,color)")  # fmt: skip
     return list(dict.fromkeys(items))
 
 

@@ -170,7 +170,7 @@ def load_cifar10(*, data_dir: str | os.PathLike | None = None, download_missing:
     if reader is None and not download_missing:
         raise DataError(
             f"CIFAR-10 not found in {folder}: expected {ARCHIVE.name}, or the extracted {BATCH_FOLDER} folder "
-            f"({', '.join(TRAIN_BATCHES[:1])}...{TEST_BATCH}). Point --data-dir at it, or add --download to fetch it"
+            f"({', '.join(TRAIN_BATCHES[:1])}...{TEST_BATCH}). Point data.data_dir at it, or set data.download=true to fetch it"
         )
     if reader is None:
         download(ARCHIVE, folder, mirror=mirror)

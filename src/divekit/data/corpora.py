@@ -101,8 +101,8 @@ def load_time_machine(*, data_dir: str | os.PathLike | None = None, download_mis
     path = folder / TIME_MACHINE.name
     if not path.is_file():
         if not download_missing:
-            raise DataError(f"{path} is missing: pass --data-dir FOLDER holding {TIME_MACHINE.name}, "
-                            f"or --download to fetch it")  # fmt: skip
+            raise DataError(f"{path} is missing: set data.data_dir to the folder holding {TIME_MACHINE.name}, "
+                            f"or data.download=true to fetch it")  # fmt: skip
         path = download(TIME_MACHINE, folder, mirror=mirror)
     return read_text_file(path, name="timemachine")
 
@@ -112,7 +112,7 @@ def pydoc_lines() -> list[str]:
     try:
         from pydoc_data.topics import topics
     except ImportError as err:  # some trimmed Python builds leave it out
-        raise DataError("this Python has no pydoc_data package; use --data timemachine or text-file") from err
+        raise DataError("this Python has no pydoc_data package; use the data set timemachine or text-file (data.name)") from err
     return [line for key in sorted(topics) for line in topics[key].splitlines()]
 
 
@@ -139,7 +139,7 @@ def build_corpus(lines: Iterable[str], *, token: str = "char", min_freq: int = 0
 @register_dataset(
     "timemachine",
     task="language-model",
-    description="H. G. Wells' The Time Machine, 3,221 lines (the book's corpus; a file, or --download)",
+    description="H. G. Wells' The Time Machine, 3,221 lines (the book's corpus; a file, or a download)",
     recipe={"task.options.max_tokens": 10_000},  # the book trains its character models on the first 10,000 tokens
 )
 def _timemachine(*, data_dir=None, download=False, mirror=None) -> TextCorpus:
@@ -158,9 +158,9 @@ def _pydoc(**_: object) -> TextCorpus:
     return TextCorpus("pydoc", pydoc_lines(), "embedded: pydoc_data.topics")
 
 
-@register_dataset("text-file", task="language-model", description="any UTF-8 text file, named with --data-dir FILE")
+@register_dataset("text-file", task="language-model", description="any UTF-8 text file, named by data.data_dir")
 def _text_file(*, data_dir=None, **_: object) -> TextCorpus:
     if data_dir is None:
-        raise ConfigError("the text-file data set reads the file named by --data-dir FILE")
+        raise ConfigError("the text-file data set reads the file named by data.data_dir; set it to a UTF-8 text file")
     return read_text_file(data_dir)
 

@@ -103,8 +103,8 @@ def _missing_message(spec: IdxDataset, folder: Path, missing: list[str]) -> str:
     names = ", ".join(spec.files[k].name for k in missing)
     return (
         f"{spec.name} files not found in {folder}: missing {names} (gzipped, or uncompressed without .gz). "
-        f"Put the official files there, point --data-dir at their folder, "
-        f"or add --download to fetch them"
+        f"Put the official files there, point data.data_dir at their folder, "
+        f"or set data.download=true to fetch them"
     )
 
 

@@ -201,8 +201,8 @@ def fra_eng_file(data_dir: str | os.PathLike | None = None, *, download_missing:
     if not archive.is_file():
         if not download_missing:
             raise DataError(
-                f"fra-eng: no fra.txt (or {FRA_ENG_ARCHIVE.name}) in {folder}. Point --data-dir at the tab-separated "
-                f"file or its folder, or add --download to fetch the book's archive"
+                f"fra-eng: no fra.txt (or {FRA_ENG_ARCHIVE.name}) in {folder}. Point data.data_dir at the tab-separated "
+                f"file or its folder, or set data.download=true to fetch the book's archive"
             )
         download(FRA_ENG_ARCHIVE, folder, mirror=mirror)
     safe_extract(archive, folder)

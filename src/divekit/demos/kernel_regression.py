@@ -10,7 +10,6 @@ points, so it cannot simply look itself up.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 

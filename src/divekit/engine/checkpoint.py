@@ -88,3 +88,42 @@ def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], *, s
 def _some(items: list[str], limit: int = 4) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def training_state(*, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, objective: Any, batches: Any,
+                   progress: dict[str, Any], history: list[dict[str, Any]], best: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """Everything a run needs to continue exactly where it is, as plain data and tensors."""
+    from divekit.data.batching import batches_state
+
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler else None,
+        "progress": progress,
+        "history": history,
+        "best": best,
+        "task": objective.state_dict(),
+        "batches": batches_state(batches),
+        "rng": rng_state(),
+    }
+
+
+def restore_training_state(path: Path, *, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                           objective: Any, batches: Any) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:  # fmt: skip
+    """Load what :func:`training_state` saved into the live objects; return ``(progress, history, best)``."""
+    from divekit.data.batching import load_batches_state
+
+    state = load_checkpoint(path)
+    load_model_state(model, state["model"], source=str(path))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    objective.load_state_dict(state["task"])
+    load_batches_state(batches, state.get("batches", {}))
+    set_rng_state(state["rng"])
+    progress = dict(state["progress"])
+    progress.setdefault("train_time", progress.pop("step_time", 0.0))  # checkpoints of before the re-cut
+    progress.pop("epoch_time", None)
+    return progress, list(state["history"]), state["best"]

@@ -8,11 +8,17 @@ moves parameters by hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from divekit.errors import DivekitError
 
 
 @dataclass(frozen=True)
@@ -115,3 +121,27 @@ def is_communication_error(err: RuntimeError) -> bool:
         return True
     text = str(err)
     return any(word in text for word in ("gloo", "NCCL", "nccl", "Connection", "connection", "peer"))
+
+
+class PeerFailure(DivekitError):
+    """Another process of a distributed run died; this one stops too."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def failures_as_errors(ctx: DistContext, checkpoint_dir: Path | None) -> Iterator[None]:
+    """One clear message for a full disk, or for the communication error a dead peer process causes."""
+    from divekit.io import DiskWriteError
+
+    try:
+        yield
+    except DiskWriteError as err:
+        raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with resume=True") from err
+    except RuntimeError as err:
+        if not (ctx.enabled and is_communication_error(err)):
+            raise
+        first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
+        kept = f"the last checkpoint ({checkpoint_dir / 'last.pt'}) is kept; " if checkpoint_dir else ""
+        raise PeerFailure(f"rank {ctx.rank}: another process of this distributed run failed or was killed "
+                          f"({first}); {kept}restart the run with resume=True") from err  # fmt: skip

@@ -81,12 +81,12 @@ class RunLock:
         elif owner.get("host") != socket.gethostname():
             raise ConfigError(
                 f"{self.path.parent} is in use by process {owner.get('pid')} on host {owner.get('host')} "
-                f"(since {owner.get('since')}); choose another --out, or delete {self.path} if that run is dead"
+                f"(since {owner.get('since')}); choose another out_dir, or delete {self.path} if that run is dead"
             )
         elif _alive(int(owner.get("pid", -1)), owner.get("start")):
             raise ConfigError(
                 f"{self.path.parent} is in use by another run (process {owner['pid']}, since {owner.get('since')}); "
-                "wait for it to finish or choose another --out"
+                "wait for it to finish or choose another out_dir"
             )
         self._take_over(text)
 

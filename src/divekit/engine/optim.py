@@ -51,6 +51,36 @@ def skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
     return all(group.get("fused") for group in optimizer.param_groups)
 
 
+def clip_gradients(optimizer: torch.optim.Optimizer, clip: float | None) -> torch.Tensor:
+    """Clip the global gradient norm to ``clip`` if set; return the norm (a device tensor, nothing read)."""
+    params = [q for group in optimizer.param_groups for q in group["params"] if q.grad is not None]
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    if not params:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm([q.grad for q in params])
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, ok: torch.Tensor, *, scaler: torch.amp.GradScaler | None,
+                   on_device: bool) -> None:  # fmt: skip
+    """Step, unless ``ok`` (a device flag) says the loss or the gradients were not finite.
+
+    A fused optimiser is told on the device (``found_inf``) and leaves every
+    parameter and its state as they were; a grad scaler skips overflowing
+    steps itself; other optimisers read the flag once (e.g. on MPS).
+    """
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    elif on_device:
+        optimizer.found_inf = (~ok).float()
+        optimizer.grad_scale = None
+        optimizer.step()
+        del optimizer.found_inf, optimizer.grad_scale
+    elif bool(ok):
+        optimizer.step()
+
+
 def lr_factor(step: int, *, config: OptimConfig, steps_per_epoch: int, epochs: int) -> float:
     """The multiplier of the base learning rate at optimiser step ``step``.
 

@@ -7,7 +7,9 @@ The choices come from :mod:`divekit.choices`, as the command line's do. Messages
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from divekit.choices import OPTIMIZERS, PRECISIONS, SCHEDULES
 from divekit.errors import ConfigError
@@ -115,6 +117,26 @@ class TrainConfig:
                 f"train.monitor={self.monitor!r} would pick checkpoints on the test split, which then no longer "
                 "measures generalisation; monitor a val_ metric (give a validation split) or a train_ one")  # fmt: skip
         return self
+
+
+def choose_monitor(train: TrainConfig, objective: Any, *, splits: Collection[str]) -> tuple[str | None, str]:
+    """The metric that picks the best checkpoint, and whether higher is better.
+
+    ``train.monitor`` if set (a ``val_`` one needs a validation split), else the
+    objective's own metric on the validation split, else none: without a
+    validation split no "best" is chosen (and early stopping is refused).
+    """
+    if train.monitor is not None:
+        split, _, name = train.monitor.partition("_")
+        require(split != "val" or "val" in splits,
+                f"train.monitor={train.monitor!r} needs a validation split; set data.val_split or pass val data")  # fmt: skip
+        mode = objective.monitor_mode if name == objective.monitor else ("max" if name in ("acc", "bleu") else "min")
+        return train.monitor, mode
+    monitor = f"val_{objective.monitor}" if "val" in splits else None
+    require(train.patience is None or monitor is not None,
+            "train.patience (early stopping) needs a validation split to watch: set data.val_split, pass val data, "
+            "or set train.monitor to a train_ metric")  # fmt: skip
+    return monitor, objective.monitor_mode
 
 
 def require(ok: bool, message: str) -> None:

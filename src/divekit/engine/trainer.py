@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import signal
 import sys
 import time
@@ -31,20 +30,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from divekit.data.batching import ShardedBatches, as_epoch_batches, batches_state, load_batches_state, num_batches
+from divekit.data.batching import ShardedBatches, as_epoch_batches, num_batches
 from divekit.device import resolve_device
 from divekit.engine import checkpoint as ckpt
 from divekit.engine.callbacks import Callback, EpochLog, ProgressBar, RunFiles
 from divekit.engine.distributed import (DistContext, agree, all_reduce_sums, all_reduce_tensor, barrier,
-                                        is_communication_error)  # fmt: skip
+                                        failures_as_errors)  # fmt: skip
 from divekit.engine.evaluation import default_transfer, evaluate_splits
-from divekit.engine.optim import build_optimizer, build_scheduler, skips_on_device
-from divekit.engine.options import OptimConfig, TrainConfig
+from divekit.engine.health import StepHealth, report_nonfinite
+from divekit.engine.optim import build_optimizer, build_scheduler, clip_gradients, optimizer_step, skips_on_device
+from divekit.engine.options import OptimConfig, TrainConfig, choose_monitor
 from divekit.engine.result import RunResult
 from divekit.engine.signals import stop_requests
 from divekit.engine.speed import autocast, compile_model, grad_scaler, use_channels_last, wrap_ddp
-from divekit.errors import ConfigError, DivekitError, NonFiniteLossError
-from divekit.io import DiskWriteError
+from divekit.engine.distributed import PeerFailure  # noqa: F401  (raised from here; importable from here)
+from divekit.errors import ConfigError, DivekitError
 from divekit.tasks.base import Objective
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
@@ -60,12 +60,6 @@ class TrainingInterrupted(DivekitError):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-class PeerFailure(DivekitError):
-    """Another process of a distributed run died; this one stops too."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -136,31 +130,15 @@ class Trainer:
                                          epochs=train.epochs)  # fmt: skip
         self.scaler = grad_scaler(train.precision, self.device)
         self.skip_on_device = self.scaler is None and skips_on_device(self.optimizer)
-        self.monitor, self.monitor_mode = self._monitor()
+        self.monitor, self.monitor_mode = choose_monitor(train, objective, splits=self.eval_data)
         self.callbacks = self._default_callbacks() + list(callbacks)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.progress = Progress()
         self._stop_signal: int | None = None
-        self._bad = torch.zeros((), dtype=torch.long, device=self.device)  # skipped steps since the last sync
-        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # global step of the first
-        self._step_index = torch.zeros((), dtype=torch.long, device=self.device)
+        self.health = StepHealth(self.device)
 
     # ----------------------------------------------------------------- set-up
-    def _monitor(self) -> tuple[str | None, str]:
-        tc, obj = self.train_config, self.objective
-        if tc.monitor is not None:
-            split, _, name = tc.monitor.partition("_")
-            if split == "val" and "val" not in self.eval_data:
-                raise ConfigError(f"train.monitor={tc.monitor!r} needs a validation split; set data.val_split or pass val data")
-            mode = obj.monitor_mode if name == obj.monitor else ("max" if name in ("acc", "bleu") else "min")
-            return tc.monitor, mode
-        monitor = f"val_{obj.monitor}" if "val" in self.eval_data else None
-        if tc.patience is not None and monitor is None:
-            raise ConfigError("train.patience (early stopping) needs a validation split to watch: set data.val_split, "
-                              "pass val data, or set train.monitor to a train_ metric")  # fmt: skip
-        return monitor, obj.monitor_mode
-
     def _default_callbacks(self) -> list[Callback]:
         if not self.dist.is_main:
             return []
@@ -203,26 +181,17 @@ class Trainer:
             getattr(callback, hook)(self, *args)
 
     # ------------------------------------------------------------ checkpoints
-    def _state(self) -> dict[str, Any]:
-        return {
-            "model": self.raw_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-            "progress": self.progress.as_state(),
-            "history": self.history,
-            "best": self.best,
-            "task": self.objective.state_dict(),
-            "batches": batches_state(self.batches),
-            "rng": ckpt.rng_state(),
-        }
+    def _parts(self) -> dict[str, Any]:
+        return {"model": self.raw_model, "optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler,
+                "objective": self.objective, "batches": self.batches}  # fmt: skip
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/last.pt`` (main process only) after reading the device flags; return its path."""
         self._sync()
         path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         if path is not None and self.dist.is_main:
-            ckpt.save_checkpoint(path, self._state())
+            ckpt.save_checkpoint(path, ckpt.training_state(**self._parts(), progress=self.progress.as_state(),
+                                                           history=self.history, best=self.best))  # fmt: skip
         barrier(self.dist)
         return path
 
@@ -233,33 +202,8 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         """Continue from the checkpoint at ``path`` (written by :meth:`save_checkpoint`)."""
-        state = ckpt.load_checkpoint(Path(path))
-        ckpt.load_model_state(self.raw_model, state["model"], source=str(path))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**_progress_fields(state["progress"]))
-        self.history, self.best = list(state["history"]), state["best"]
-        self.objective.load_state_dict(state["task"])
-        load_batches_state(self.batches, state.get("batches", {}))
-        ckpt.set_rng_state(state["rng"])
-
-    # ---------------------------------------------------------------- failures
-    @contextlib.contextmanager
-    def _failures(self):
-        """One clear message for a full disk, or for the communication error a dead peer process causes."""
-        try:
-            yield
-        except DiskWriteError as err:
-            raise DiskWriteError(f"{err}. Training stopped: free some space, then continue with resume=True") from err
-        except RuntimeError as err:
-            if not (self.dist.enabled and is_communication_error(err)):
-                raise
-            first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
-            kept = f"the last checkpoint ({self.checkpoint_dir / 'last.pt'}) is kept; " if self.checkpoint_dir else ""
-            raise PeerFailure(f"rank {self.dist.rank}: another process of this distributed run failed or was killed "
-                              f"({first}); {kept}restart the run with resume=True") from err  # fmt: skip
+        progress, self.history, self.best = ckpt.restore_training_state(Path(path), **self._parts())
+        self.progress = Progress(**progress)
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Ask the loop to checkpoint and stop after the current step (as a signal would)."""
@@ -274,7 +218,7 @@ class Trainer:
         self._each("on_fit_start")
         tc = self.train_config
         stop_reason = "completed"
-        with stop_requests(lambda: self._stop_signal, self.request_stop), self._failures():
+        with stop_requests(lambda: self._stop_signal, self.request_stop), failures_as_errors(self.dist, self.checkpoint_dir):
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
@@ -331,10 +275,10 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         else:
             loss.backward()
-        ok = finite & torch.isfinite(self._clip_gradients())
-        self._optimizer_step(ok)
+        ok = finite & torch.isfinite(clip_gradients(self.optimizer, self.optim_config.clip_grad))
+        optimizer_step(self.optimizer, ok, scaler=self.scaler, on_device=self.skip_on_device)
         self.scheduler.step()
-        self._count_bad(ok)
+        self.health.record(ok)
         sums = self.progress.sums
         for key, value in out.sums.items():
             value = torch.where(ok, self._on_device(value), 0.0)  # a skipped step adds nothing
@@ -347,59 +291,18 @@ class Trainer:
             return value.detach().to(self.device, torch.float64)
         return torch.full((), float(value), dtype=torch.float64, device=self.device)
 
-    def _clip_gradients(self) -> torch.Tensor:
-        """Clip to ``optim.clip_grad`` if set; return the global gradient norm (a device tensor)."""
-        params = [q for group in self.optimizer.param_groups for q in group["params"] if q.grad is not None]
-        clip = self.optim_config.clip_grad
-        if clip is not None:
-            return torch.nn.utils.clip_grad_norm_(params, clip)
-        if not params:
-            return torch.zeros((), device=self.device)
-        return torch.nn.utils.get_total_norm([q.grad for q in params])
-
-    def _optimizer_step(self, ok: torch.Tensor) -> None:
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)  # skips the step itself when gradients overflowed
-            self.scaler.update()
-        elif self.skip_on_device:
-            self.optimizer.found_inf = (~ok).float()  # the fused kernel leaves every parameter as it is
-            self.optimizer.grad_scale = None
-            self.optimizer.step()
-            del self.optimizer.found_inf, self.optimizer.grad_scale
-        elif bool(ok):  # an optimiser without fused kernels (e.g. on MPS): one read per step to skip
-            self.optimizer.step()
-
-    def _count_bad(self, ok: torch.Tensor) -> None:
-        bad = ~ok
-        self._first_bad = torch.where(bad & (self._first_bad < 0), self._step_index, self._first_bad)
-        self._bad += bad.long()
-        self._step_index += 1
-
     def _sync(self) -> None:
         """Read the device-side flags: stop on too many non-finite steps; give callbacks the running metrics."""
-        bad, first = int(self._bad), int(self._first_bad)
+        bad, first = self.health.take()
         if bad:
-            self._report_bad(bad, first)
+            p = self.progress
+            p.bad_steps += bad
+            report_nonfinite(bad=bad, first_step=first, total=p.bad_steps, allowed=self.train_config.skip_nonfinite,
+                             epoch=p.epoch, epoch_start_step=p.global_step - p.batch,
+                             checkpoints=self.checkpoint_dir is not None, log=self.log)  # fmt: skip
         if self.callbacks and self.progress.sums:
             sums = floats(self.progress.sums)
             self._each("on_sync", self.objective.metrics(sums, "train") if sums.get("count") else {})
-
-    def _report_bad(self, bad: int, first_step: int) -> None:
-        p, allowed = self.progress, self.train_config.skip_nonfinite
-        self._bad.zero_()
-        self._first_bad.fill_(-1)
-        p.bad_steps += bad
-        batch = first_step - (p.global_step - p.batch)
-        where = f"epoch {p.epoch + 1}, batch {batch + 1} (step {first_step + 1})" if batch >= 0 else f"step {first_step + 1}"
-        if p.bad_steps <= allowed:
-            self.log(f"warning: non-finite loss or gradients at {bad} step(s) from {where}; skipped "
-                     f"({p.bad_steps} of {allowed} allowed)")  # fmt: skip
-            return
-        kept = "; the weights were left as they were before it and the last checkpoint is kept" if self.checkpoint_dir else ""
-        raise NonFiniteLossError(
-            f"non-finite loss or gradients (NaN or Inf) at {where}{kept}. Lower optim.lr, clip gradients "
-            f"(optim.clip_grad), or tolerate a few bad steps with train.skip_nonfinite"
-        )
 
     def _should_stop(self) -> bool:
         if not self.dist.enabled:
@@ -486,11 +389,3 @@ class Trainer:
 def floats(sums: dict[str, Any]) -> dict[str, float]:
     """Metric sums read to the host as floats (one device read per value)."""
     return {k: float(v) for k, v in sums.items()}
-
-
-def _progress_fields(state: dict[str, Any]) -> dict[str, Any]:
-    """A saved progress record as :class:`Progress` fields (checkpoints of before the re-cut named two differently)."""
-    state = dict(state)
-    state.setdefault("train_time", state.pop("step_time", 0.0))
-    state.pop("epoch_time", None)
-    return state

@@ -119,10 +119,10 @@ class Translator:
     def _check(self, beam_size: int, max_len: int | None) -> int:
         max_len = self.num_steps if max_len is None else max_len
         if beam_size < 1:
-            raise ConfigError(f"--beam-size must be at least 1, got {beam_size}")
+            raise ConfigError(f"beam_size must be at least 1, got {beam_size}")
         limit = getattr(self.model.decoder, "max_len", None)
         if max_len < 1 or (limit is not None and max_len > limit):
-            raise ConfigError(f"--max-len must be between 1 and {limit or 'any length'}, got {max_len}")
+            raise ConfigError(f"max_len must be between 1 and {limit or 'any length'}, got {max_len}")
         return max_len
 
     def attention_maps(self, sentence: str, *, max_len: int | None = None) -> AttentionMaps:

@@ -81,7 +81,7 @@ def read_pretrained(source: str | Path) -> tuple[dict[str, torch.Tensor], str | 
             raise CheckpointError(f"{path} has no checkpoint (checkpoints/best.pt); train it first")
         return _state_dict(io.load(file), file), name
     if not path.exists():
-        raise CheckpointError(f"--weights {source}: no such run folder or file")
+        raise CheckpointError(f"model.weights {source}: no such run folder or file")
     return _state_dict(io.load(path), path), None
 
 
@@ -163,8 +163,8 @@ def prepare_finetuning(model: nn.Module, *, weights: str, expected_name: str, nu
     if load:
         state, name = read_pretrained(weights)
         if name is not None and name != expected_name:
-            raise ConfigError(f"{weights} holds a {name!r} model; "
-                              f"fine-tune it with `divekit train {name} --weights {weights}`")
+            raise ConfigError(f"{weights} holds a {name!r} model, not {expected_name!r}; fine-tune a {name!r} "
+                              "from it, or name weights of the same model (model.weights)")
         load_backbone(model, state, source=str(weights))
         replace_head(model, num_classes)
     if freeze:

@@ -29,6 +29,7 @@ from divekit.engine.callbacks import Callback
 from divekit.engine.distributed import DistContext, init_distributed
 from divekit.engine.result import RunResult
 from divekit.engine.seeding import seed_everything, set_deterministic
+from divekit.engine.speed import use_channels_last
 from divekit.engine.trainer import Trainer
 from divekit.errors import ConfigError
 from divekit.runs.build import (build_model, build_objective, build_source, check_model_fits, model_builder,
@@ -131,7 +132,6 @@ def prepare(config: RunConfig, *, dist: DistContext, pretrained: bool = True, mo
             objective: Objective | None = None) -> Prepared:  # fmt: skip
     """Set threads and seeds, build the data source, the model and the objective, and check they fit."""
     threads = configure_threads(config.train.threads, local_world_size=dist.local_world_size)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, threads=threads))  # recorded
     set_deterministic(config.train.deterministic)
     seed_everything(config.train.seed)
     source = source or build_source(config)
@@ -140,6 +140,11 @@ def prepare(config: RunConfig, *, dist: DistContext, pretrained: bool = True, mo
         model = build_model(config, source.model_options(), pretrained=pretrained, builder=builder)
     objective = objective or build_objective(source, config)
     check_fits(model, objective, source, seed=config.train.seed)
+    device = resolve_device(config.train.device, local_rank=dist.local_rank)
+    channels_last = use_channels_last(config.train.channels_last, model, device)
+    # what divekit chose is recorded, so a resumed run makes the same choice whatever the machine is doing then
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, threads=threads,
+                                                                   channels_last=channels_last))  # fmt: skip
     return Prepared(config, source, model, objective, dist)
 
 

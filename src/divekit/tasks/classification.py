@@ -57,6 +57,8 @@ class Classification(Objective):
             raise output_mismatch("classification", out, expected)
         if self.num_classes is not None and out.shape[1] != self.num_classes:
             raise output_mismatch("classification", out, expected + f" (the data has {self.num_classes} classes)")
+        if len(y) and int(y.max()) >= out.shape[1]:
+            raise output_mismatch("classification", out, f"at least {int(y.max()) + 1} classes (the batch has label {int(y.max())})")
 
 
 register_task(TaskEntry(
