@@ -120,3 +120,11 @@ def test_broken_files_are_one_line(tmp_path, capsys):
         assert main(["train", spec, *FAST]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_the_example_model_file_trains(tmp_path, capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "my_cnn.py"
+    for name in ("SmallCNN", "MLP"):
+        assert main(["train", f"{example}:{name}", *FAST, "--out", str(tmp_path / name)]) == 0

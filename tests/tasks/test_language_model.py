@@ -157,3 +157,23 @@ def test_bad_task_options_and_short_text_are_clear_errors(corpus_file, tmp_path)
         build_source(_config(corpus_file, **{"task.options.max_tokens": 20}))
     with pytest.raises(ConfigError, match="data set 'digits' is for the classification task, not language-model"):
         resolve_config("gru-lm", data="digits")
+
+def test_the_books_time_major_output_gives_the_same_loss():
+    from divekit.tasks.language_model import LanguageModeling
+
+    torch.manual_seed(0)
+    X, Y = torch.randint(0, 7, (3, 5)), torch.randint(0, 7, (3, 5))
+    logits = torch.randn(3, 5, 7)
+
+    class Ours(torch.nn.Module):
+        def forward(self, X, state=None):
+            return logits, None
+
+    class Book(torch.nn.Module):  # d2l's RNNModel: outputs (num_steps * batch_size, vocab_size)
+        def forward(self, X, state=None):
+            return logits.transpose(0, 1).reshape(-1, 7), None
+
+    objective = LanguageModeling()
+    ours, book = objective.train_step(Ours(), (X, Y)), objective.train_step(Book(), (X, Y))
+    torch.testing.assert_close(ours.loss, book.loss)
+    objective.check_output(Book(), (X, Y))

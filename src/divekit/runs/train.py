@@ -169,7 +169,7 @@ def run_prepared(prepared: Prepared, folder: RunFolder | None, *, resume_from: P
                       eval_data=source.eval_batches(), train=config.train, optim=config.optim,
                       transfer=source.transfer, out_dir=folder.path if folder else None, dist=prepared.dist,
                       param_groups=optimizer_groups(config, prepared.model), callbacks=callbacks, log=log,
-                      name=f"{config.model.name} on {config.data.name}")  # fmt: skip
+                      name=f"{config.model.name} on {'your batches' if config.data.name == 'python' else config.data.name}")  # fmt: skip
     result = trainer.fit(resume_from=resume_from)
     return dataclasses.replace(result, config=config)
 

@@ -74,8 +74,8 @@ class LanguageModeling(Objective):
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
         X, Y = batch[0], batch[1]
         carried = _on(self.state, X.device) if self.carry_state else None
-        logits, state = model(X, carried)  # logits: (N, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        logits, state = model(X, carried)
+        loss = F.cross_entropy(*flat_pairs(logits, Y))
         if self.carry_state:
             self.state = detach_state(state)
         return StepOutput(loss, {"loss": loss.detach() * Y.numel(), "count": Y.numel()})
@@ -85,7 +85,8 @@ class LanguageModeling(Objective):
         logits, state = model(X, self.eval_state if self.eval_carry_state else None)
         if self.eval_carry_state:
             self.eval_state = state
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), reduction="sum")
+        flat_logits, targets = flat_pairs(logits, Y)
+        loss = F.cross_entropy(flat_logits.float(), targets, reduction="sum")
         return {"loss": loss, "count": Y.numel()}
 
     def metrics(self, sums: dict[str, float], prefix: str) -> dict[str, float]:
@@ -103,7 +104,8 @@ class LanguageModeling(Objective):
         if not (isinstance(out, tuple) and len(out) == 2 and torch.is_tensor(out[0])):
             raise output_mismatch("language-model", out, expected)
         logits = out[0]
-        if tuple(logits.shape[:2]) != tuple(X.shape) or (self.vocab_size and logits.shape[-1] != self.vocab_size):
+        book = logits.dim() == 2 and logits.shape[0] == X.numel()  # the book's (T * N, V), time-major
+        if not (book or tuple(logits.shape[:2]) == tuple(X.shape)) or (self.vocab_size and logits.shape[-1] != self.vocab_size):
             raise output_mismatch("language-model", out, expected)
 
     # ------------------------------------------------- resumable hidden state
@@ -115,6 +117,17 @@ class LanguageModeling(Objective):
         self._state_epoch = int(state.get("epoch", -1))
         parts = state.get("hidden")
         self.state = None if parts is None else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def flat_pairs(logits: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N*T, V)`` and targets ``(N*T,)`` in matching order.
+
+    Models here return ``(N, T, V)``; the book's ``RNNModel`` returns its
+    outputs time-major, ``(T * N, V)``, whose targets are ``Y.T`` flattened.
+    """
+    if logits.dim() == 2:
+        return logits, Y.T.reshape(-1)
+    return logits.reshape(-1, logits.shape[-1]), Y.reshape(-1)
 
 
 def _on(state: State, device: torch.device) -> State:

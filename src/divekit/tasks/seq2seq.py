@@ -57,6 +57,11 @@ def teacher_forcing_inputs(Y: torch.Tensor, bos: int) -> torch.Tensor:
     return torch.cat([start, Y[:, :-1]], dim=1)
 
 
+def first(output: Any) -> Any:
+    """The logits of a model that returns ``(logits, state)``, as the book's ``EncoderDecoder`` does."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 def as_pairs(batch: Any) -> tuple[torch.Tensor, ...]:
     """``(src, src_valid, tgt, tgt_valid)``; sources with several references ``(N, R, T)`` become one row per reference."""
     src, src_valid, tgt, tgt_valid = batch[:4]
@@ -96,7 +101,7 @@ class Seq2Seq(Objective):
 
     def _token_loss_sum(self, model: nn.Module, pairs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         src, src_valid, tgt, tgt_valid = pairs
-        logits = model(src, teacher_forcing_inputs(tgt, self.bos), src_valid)
+        logits = first(model(src, teacher_forcing_inputs(tgt, self.bos), src_valid))
         return masked_softmax_cross_entropy(logits, tgt, tgt_valid, reduction="sum"), tgt_valid.sum()
 
     def train_step(self, model: nn.Module, batch: Any) -> StepOutput:
@@ -133,7 +138,7 @@ class Seq2Seq(Objective):
 
     def check_output(self, model: nn.Module, batch: Any) -> None:
         src, src_valid, tgt, _ = as_pairs(batch)
-        out = model(src, teacher_forcing_inputs(tgt, self.bos), src_valid)
+        out = first(model(src, teacher_forcing_inputs(tgt, self.bos), src_valid))
         width = self.vocab_size or "tgt_vocab_size"
         expected = f"logits of shape ({tgt.shape[0]}, {tgt.shape[1]}, {width})"
         if not torch.is_tensor(out) or tuple(out.shape[:2]) != tuple(tgt.shape) or out.dim() != 3:
