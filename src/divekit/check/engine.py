@@ -1,0 +1,232 @@
+"""Run a concept's properties on a learner's object with hypothesis, and name the mistakes.
+
+Every property runs as a seeded hypothesis test (no example database, no
+deadline, a bounded number of examples). On a failure
+hypothesis shrinks the input; the smallest failing example is the one it
+replays last. A hint from the concept's catalogue is chosen when it explains
+the smallest failure and, preferably, the first failures found as well
+(larger inputs tell similar mistakes apart). The edge cases run when the
+random examples all pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from divekit.check.compare import Difference, difference, show
+from divekit.check.fit import describe
+from divekit.check.model import DEFAULT_EXAMPLES, Check, Concept, Failure, Hint, LimitHit, Property, Unrunnable, Variant
+from divekit.check.report import FAIL, NOT_RUN, PASS, FailureReport, PropertyResult, Report
+from divekit.errors import ConfigError
+from divekit.userfile import describe_exception
+
+ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory")
+
+
+class _Failed(Exception):
+    """Raised inside the hypothesis test so that hypothesis sees a failure (and shrinks it)."""
+
+
+def choose_variant(concept: Concept, obj: Any, name: str) -> Variant:
+    """The first variant whose signature ``obj`` fits; one-line :class:`ConfigError` (exit 2) if none."""
+    for variant in concept.variants:
+        if variant.fits(obj):
+            return variant
+    expected = " or ".join(concept.signatures)
+    raise ConfigError(f"{name} does not fit {concept.name}: expected {expected}; {name} is {describe(obj)}")
+
+
+def run_properties(concept: Concept, variant: Variant, subject: Any, *, max_examples: int, seed: int,
+                   source: Path | str | None = None) -> Iterator[PropertyResult]:  # fmt: skip
+    """Yield each property's result in turn.
+
+    A property whose ``needs`` did not pass is not run; after an
+    :class:`Unrunnable` failure no further property is.
+    """
+    status: dict[str, str] = {}
+    blocked = ""
+    for prop in variant.properties:
+        unmet = [need for need in prop.needs if status.get(need) != PASS]
+        if blocked or unmet:
+            reason = blocked or f"checked once {unmet[0]!r} passes"
+            status[prop.name] = NOT_RUN
+            yield PropertyResult(prop.name, NOT_RUN, reason=reason)
+            continue
+        result, unrunnable = run_property(prop, subject, concept.hints, max_examples=max_examples,
+                                          seed=seed, source=source)  # fmt: skip
+        if unrunnable:
+            blocked = f"the property {prop.name!r} could not run (see above)"
+        status[prop.name] = result.status
+        yield result
+
+
+def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_examples: int, seed: int,
+                 source: Path | str | None = None) -> tuple[PropertyResult, bool]:  # fmt: skip
+    """Run one property: random examples (shrunk on failure), then its edge cases.
+
+    Returns its result and whether it was unrunnable for this object.
+    """
+    failures: list[Failure] = []
+    tried = 0
+
+    def test(example: dict[str, Any]) -> None:
+        nonlocal tried
+        tried += 1
+        failure = evaluate(prop, subject, example, source)
+        if failure is not None:
+            failures.append(failure)
+            raise _Failed()
+
+    runner = settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
+                      suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+                      derandomize=False)(given(prop.examples)(test))  # fmt: skip
+    try:
+        hypothesis_seed(seed)(runner)()
+    except Exception:
+        if not failures:  # not a failure of the learner's code: a fault of the checker
+            raise
+    for edge in prop.edge_cases if not failures else ():
+        tried += 1
+        failure = evaluate(prop, subject, edge, source)
+        if failure is not None:
+            failures.append(failure)
+            break
+    if not failures:
+        return PropertyResult(prop.name, PASS, examples=tried), False
+    smallest = failures[-1]
+    report = render_failure(smallest, pick_hint(hints, failures))
+    return PropertyResult(prop.name, FAIL, examples=tried, failure=report), isinstance(smallest.error, Unrunnable)
+
+
+def evaluate(prop: Property, subject: Any, example: dict[str, Any], source: Path | str | None) -> Failure | None:
+    """Run the property's checks on one example; the first that fails, or an exception raised, is the failure."""
+    context = {"subject": subject}
+    try:
+        with isolated_state():
+            for check in prop.checks(subject, copy.deepcopy(example)):
+                found = verdict(check)
+                if found is not None:
+                    return Failure(prop.name, example, check.label, check.expected, check.actual, found.text,
+                                   found.largest, context=context)  # fmt: skip
+    except LimitHit:
+        raise
+    except MemoryError as err:
+        raise LimitHit("memory", "the memory limit") from err
+    except (Exception, SystemExit) as err:
+        if isinstance(err, RuntimeError) and any(words in str(err) for words in ALLOCATION_FAILURES):
+            raise LimitHit("memory", "the memory limit") from err
+        text = str(err) if isinstance(err, Unrunnable) else describe_exception(err, source)
+        return Failure(prop.name, example, error=err, error_text=text, context=context)
+    return None
+
+
+def verdict(check: Check) -> Difference | None:
+    if check.ok is None:
+        return difference(check.expected, check.actual, rtol=check.rtol, atol=check.atol)
+    return None if check.ok else Difference(f"{show(check.actual)}, expected {show(check.expected)}")
+
+
+def pick_hint(hints: tuple[Hint, ...], failures: list[Failure]) -> str:
+    """The first hint explaining the smallest failure and the first few found; else the smallest alone."""
+    smallest = failures[-1]
+    sample = failures[:3] + [smallest]
+    matching = [hint for hint in hints if _matches(hint, smallest)]
+    for hint in matching:
+        if all(_matches(hint, failure) for failure in sample):
+            return hint.text
+    return matching[0].text if matching else ""
+
+
+def _matches(hint: Hint, failure: Failure) -> bool:
+    try:
+        with isolated_state():
+            return bool(hint.matches(failure))
+    except LimitHit:
+        raise
+    except Exception:  # a hint that cannot judge this failure does not match it
+        return False
+
+
+def render_failure(failure: Failure, hint: str) -> FailureReport:
+    shown = {name: show(value) for name, value in failure.example.items() if not name.startswith("_")}
+    return FailureReport(input=shown, label=failure.label, expected=show(failure.expected),
+                         actual=show(failure.actual), difference=failure.difference,
+                         largest_difference=failure.largest, error=failure.error_text, hint=hint)  # fmt: skip
+
+
+@contextlib.contextmanager
+def isolated_state() -> Iterator[None]:
+    """float64 by default, gradients on, and the caller's random states put back afterwards."""
+    dtype = torch.get_default_dtype()
+    python_state, torch_state = random.getstate(), torch.get_rng_state()
+    numpy_state = _numpy_state()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+        random.setstate(python_state)
+        torch.set_rng_state(torch_state)
+        if numpy_state is not None:
+            import numpy
+
+            numpy.random.set_state(numpy_state)
+
+
+def _numpy_state() -> Any:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is a dependency of divekit
+        return None
+    return numpy.random.get_state()
+
+
+def check_object(obj: Any, concept: Concept, *, name: str, mapping: Mapping[str, str] | None = None,
+                 max_examples: int = DEFAULT_EXAMPLES, seed: int = 0, source: dict[str, str] | None = None,
+                 on_start: Callable[[Report], None] | None = None,
+                 on_result: Callable[[PropertyResult], None] | None = None) -> Report:  # fmt: skip
+    """Check ``obj`` (named ``name``) in this process; ``on_start``/``on_result`` see the report grow.
+
+    ``source`` describes where ``obj`` came from (``name``, ``path``, ``sha256``).
+    """
+    start = time.perf_counter()
+    variant = choose_variant(concept, obj, name)
+    subject = variant.bind(obj, mapping)
+    source = source or {"name": name}
+    report = Report(concept.name, concept.section, concept.title, variant.signature, source,
+                    properties=[p.name for p in variant.properties], seed=seed, max_examples=max_examples)  # fmt: skip
+    if on_start is not None:
+        on_start(report)
+    path = source.get("path") or _source_file(obj)
+    for result in run_properties(concept, variant, subject, max_examples=max_examples, seed=seed, source=path):
+        report.results.append(result)
+        report.parameters = mapping_note(subject)
+        if on_result is not None:
+            on_result(result)
+    report.seconds = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _source_file(obj: Any) -> str | None:
+    try:
+        return inspect.getsourcefile(obj)
+    except TypeError:
+        return None
+
+
+def mapping_note(subject: Any) -> str:
+    """How a module subject's parameters were matched (empty for functions)."""
+    match = getattr(subject, "match", None)
+    return match.describe() if match is not None else ""
