@@ -127,7 +127,9 @@ def show(value: Any) -> str:
         return f"[{shown}, ... ({len(value)} items)]"
     if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
         inner = ", ".join(show(v) for v in value)
-        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+        if isinstance(value, tuple):
+            return f"({inner},)" if len(value) == 1 else f"({inner})"
+        return f"[{inner}]"
     text = repr(value)
     return text if len(text) <= 400 else text[:400] + "..."
 

@@ -12,7 +12,6 @@ random examples all pass.
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import random
 import time
@@ -34,8 +33,19 @@ from divekit.userfile import describe_exception
 ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory")
 
 
+SHRINK_BUDGET = 150  # examples tried while shrinking a failure: bounds the time, keeps runs reproducible
+
+
 class _Failed(Exception):
     """Raised inside the hypothesis test so that hypothesis sees a failure (and shrinks it)."""
+
+
+class _ShrunkEnough(BaseException):
+    """Ends shrinking once its budget is spent (a BaseException: hypothesis lets it through).
+
+    The shrinker only tries inputs smaller than the smallest failure so far, so
+    the last failure recorded is the smallest found.
+    """
 
 
 def choose_variant(concept: Concept, obj: Any, name: str) -> Variant:
@@ -78,13 +88,16 @@ def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_e
     Returns its result and whether it was unrunnable for this object.
     """
     failures: list[Failure] = []
-    tried = 0
+    tried = first_failure = 0
 
     def test(example: dict[str, Any]) -> None:
-        nonlocal tried
+        nonlocal tried, first_failure
+        if failures and tried - first_failure >= SHRINK_BUDGET:
+            raise _ShrunkEnough()
         tried += 1
         failure = evaluate(prop, subject, example, source)
         if failure is not None:
+            first_failure = first_failure if failures else tried
             failures.append(failure)
             raise _Failed()
 
@@ -93,6 +106,8 @@ def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_e
                       derandomize=False)(given(prop.examples)(test))  # fmt: skip
     try:
         hypothesis_seed(seed)(runner)()
+    except _ShrunkEnough:
+        pass
     except Exception:
         if not failures:  # not a failure of the learner's code: a fault of the checker
             raise
@@ -114,7 +129,7 @@ def evaluate(prop: Property, subject: Any, example: dict[str, Any], source: Path
     context = {"subject": subject}
     try:
         with isolated_state():
-            for check in prop.checks(subject, copy.deepcopy(example)):
+            for check in prop.checks(subject, fresh_copy(example)):
                 found = verdict(check)
                 if found is not None:
                     return Failure(prop.name, example, check.label, check.expected, check.actual, found.text,
@@ -126,15 +141,33 @@ def evaluate(prop: Property, subject: Any, example: dict[str, Any], source: Path
     except (Exception, SystemExit) as err:
         if isinstance(err, RuntimeError) and any(words in str(err) for words in ALLOCATION_FAILURES):
             raise LimitHit("memory", "the memory limit") from err
-        text = str(err) if isinstance(err, Unrunnable) else describe_exception(err, source)
+        text = f"cannot run: {err}" if isinstance(err, Unrunnable) else f"your code raised {describe_exception(err, source)}"
         return Failure(prop.name, example, error=err, error_text=text, context=context)
     return None
+
+
+def fresh_copy(value: Any) -> Any:
+    """A copy of an example the learner's code may change in place without changing what the report shows."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: fresh_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(fresh_copy(v) for v in value)
+    return value
 
 
 def verdict(check: Check) -> Difference | None:
     if check.ok is None:
         return difference(check.expected, check.actual, rtol=check.rtol, atol=check.atol)
-    return None if check.ok else Difference(f"{show(check.actual)}, expected {show(check.expected)}")
+    if check.ok:
+        return None
+    return Difference(f"{_prose(check.actual)}, expected {_prose(check.expected)}")
+
+
+def _prose(value: Any) -> str:
+    """A description stays as written; a value is shown."""
+    return value if isinstance(value, str) else show(value)
 
 
 def pick_hint(hints: tuple[Hint, ...], failures: list[Failure]) -> str:

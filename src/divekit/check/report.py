@@ -24,7 +24,7 @@ class FailureReport:
     actual: str = ""
     difference: str = ""
     largest_difference: float | None = None
-    error: str = ""
+    error: str = ""  # "your code raised ...", or "cannot run: ..."
     hint: str = ""
 
 
@@ -125,7 +125,7 @@ def _format_result(result: PropertyResult) -> list[str]:
     lines.append("        smallest failing input:")
     lines.extend(f"          {name} = {value}" for name, value in failure.input.items())
     if failure.error:
-        lines.append(f"        your code raised {failure.error}")
+        lines.append(f"        {failure.error}")
     else:
         lines.append(f"        {failure.label}: {failure.difference}")
         if not (failure.expected in failure.difference and failure.actual in failure.difference):

@@ -1,11 +1,12 @@
 """Hypothesis strategies for small, readable float64 examples.
 
-Entries are multiples of 0.5 in [-3, 3]: exact in float64, and they shrink
-towards 0, so the smallest failing example reads like ``[[0, 1], [0, 0]]``.
+Entries are multiples of 0.5 in [-3, 3]: exact in float64 and short to
+read. Shapes are drawn first and shrink to the smallest that fails.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -16,16 +17,31 @@ DTYPE = torch.float64
 
 
 def tensors(shape: Sequence[int], *, low: int = -6, high: int = 6, scale: float = 0.5) -> st.SearchStrategy:
-    """A float64 tensor of ``shape`` with entries ``scale * k`` for integers ``k`` in ``[low, high]``."""
-    count = math.prod(shape)
-    values = st.lists(st.integers(low, high), min_size=count, max_size=count)
-    return values.map(lambda v: (torch.tensor(v, dtype=DTYPE) * scale).reshape(tuple(shape)))
+    """A float64 tensor of ``shape`` with entries ``scale * k``, ``k`` a random integer in ``[low, high]``.
+
+    Hypothesis draws one seed per tensor, not one choice per entry: shrinking
+    then works on the shapes (to the smallest that fails) and the seeds, and
+    stays fast for examples with many tensors (an LSTM has 14 parameters).
+    """
+    return _tensors(tuple(shape), low, high, scale)
 
 
-def distinct_tensors(shape: Sequence[int]) -> st.SearchStrategy:
+@functools.lru_cache(maxsize=4096)
+def _tensors(shape: tuple[int, ...], low: int, high: int, scale: float) -> st.SearchStrategy:
+    # cached: hypothesis validates every new strategy object, which costs more than drawing from it
+    return SEEDS.map(lambda seed: values(shape, seed, low=low, high=high, scale=scale))
+
+
+def values(shape: tuple[int, ...], seed: int, *, low: int = -6, high: int = 6, scale: float = 0.5) -> torch.Tensor:
+    ints = torch.randint(low, high + 1, shape, generator=generator(seed))
+    return ints.to(DTYPE) * scale
+
+
+@functools.lru_cache(maxsize=1024)
+def distinct_tensors(shape: tuple[int, ...]) -> st.SearchStrategy:
     """A float64 tensor of ``shape`` whose entries are all different (no ties for a max to break)."""
     count = math.prod(shape)
-    return st.permutations(range(count)).map(lambda v: torch.tensor(v, dtype=DTYPE).reshape(tuple(shape)) / 2)
+    return SEEDS.map(lambda seed: torch.randperm(count, generator=generator(seed)).to(DTYPE).reshape(shape) / 2)
 
 
 def lengths(size: int, count: int) -> st.SearchStrategy:
@@ -34,9 +50,12 @@ def lengths(size: int, count: int) -> st.SearchStrategy:
         lambda v: torch.tensor(v, dtype=torch.long))
 
 
+SEEDS = st.integers(0, 2**16)
+
+
 def seeds() -> st.SearchStrategy:
     """A seed for the parameters of a module (shrinks to 0)."""
-    return st.integers(0, 2**16)
+    return SEEDS
 
 
 def generator(seed: int) -> torch.Generator:
