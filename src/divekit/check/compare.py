@@ -74,11 +74,20 @@ def _tensor_difference(expected: torch.Tensor, actual: Any, *, rtol: float, atol
         return None
     gaps = (tensor.double() - expected.double()).abs().nan_to_num(nan=math.inf)
     gaps = torch.where(unequal, gaps, torch.zeros_like(gaps))
-    where = [int(i) for i in torch.unravel_index(gaps.argmax(), gaps.shape)] if gaps.dim() else []
+    where = _position(int(gaps.argmax()), tuple(gaps.shape))
     largest = float(gaps.max())
     at = f" at {where}" if where else ""
     count = f" ({int(unequal.sum())} of {unequal.numel()} entries differ)" if unequal.numel() > 1 else ""
     return Difference(f"largest difference {largest:.4g}{at}{count}", largest)
+
+
+def _position(flat: int, shape: tuple[int, ...]) -> list[int]:
+    """The index of entry ``flat`` of a row-major tensor of ``shape``."""
+    where = []
+    for size in reversed(shape):
+        flat, rest = divmod(flat, size)
+        where.append(rest)
+    return where[::-1]
 
 
 def _number_difference(expected: float, actual: Any, *, rtol: float, atol: float) -> Difference | None:

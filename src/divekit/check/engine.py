@@ -193,8 +193,8 @@ def _matches(hint: Hint, failure: Failure) -> bool:
 
 def render_failure(failure: Failure, hint: str) -> FailureReport:
     shown = {name: show(value) for name, value in failure.example.items() if not name.startswith("_")}
-    return FailureReport(input=shown, label=failure.label, expected=show(failure.expected),
-                         actual=show(failure.actual), difference=failure.difference,
+    return FailureReport(input=shown, label=failure.label, expected=_prose(failure.expected),
+                         actual=_prose(failure.actual), difference=failure.difference,
                          largest_difference=failure.largest, error=failure.error_text, hint=hint)  # fmt: skip
 
 

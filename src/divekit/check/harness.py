@@ -112,8 +112,17 @@ class ModuleSubject:
         self.mapping = dict(mapping) if mapping else None
         self.match: ParameterMatch | None = None
 
-    def build(self, reference: nn.Module, *args: Any, **kwargs: Any) -> nn.Module:
+    def build(self, reference: nn.Module, *args: Any, warm_up: Callable[[nn.Module], Any] | None = None,
+              **kwargs: Any) -> nn.Module:
+        """``cls(*args, **kwargs)`` with the reference's parameter values.
+
+        ``warm_up`` runs the module once first when it has lazy parameters
+        (``nn.LazyLinear``), whose shapes are known only after a forward pass.
+        """
         learner = self.cls(*args, **kwargs)
+        if warm_up is not None and any(nn.parameter.is_lazy(p) for p in learner.parameters()):
+            with torch.no_grad():
+                warm_up(learner)
         self.match = match_parameters(learner, reference, self.mapping)
         self.match.copy(reference, learner)
         return learner

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
-from divekit.check.catalogue import basics, conv, norm, pooling, recurrent
+from divekit.check.catalogue import basics, conv, norm, pooling, recurrent, text
 from divekit.check.model import Concept
 from divekit.errors import ConfigError, unknown_name
 
-CONCEPTS: dict[str, Concept] = {c.name: c for module in (basics, conv, pooling, norm, recurrent) for c in module.CONCEPTS}
+CONCEPTS: dict[str, Concept] = {c.name: c for module in (basics, conv, pooling, norm, text, recurrent) for c in module.CONCEPTS}
 
 
 def get_concept(name: str) -> Concept:

@@ -114,13 +114,14 @@ def stacks(draw: Any, *, repeated: bool = False) -> dict[str, Any]:
 
 def build_modules(specs: list, seed: int) -> list[nn.Module]:
     """The modules an example describes, with seeded weights; ``"repeat i"`` is module ``i`` again."""
-    torch.manual_seed(seed)
     modules: list[nn.Module] = []
-    for spec in specs:
+    for index, spec in enumerate(specs):
         if isinstance(spec, str):
             modules.append(modules[int(spec.split()[1])])
+        elif spec[0] == "Linear":
+            modules.append(seeded(lambda: nn.Linear(spec[1], spec[2]), seed + index))
         else:
-            modules.append(nn.Linear(spec[1], spec[2]) if spec[0] == "Linear" else getattr(nn, spec[0])())
+            modules.append(getattr(nn, spec[0])())
     return modules
 
 
