@@ -209,21 +209,18 @@ SAMPLER_HINTS = (
          sampling.interleaved_rows),
 )  # fmt: skip
 
-SEQ_DATA_ITER_RANDOM = Concept(
-    "seq-data-iter-random", SECTION, TITLE,
-    (Variant("seq_data_iter_random(corpus, batch_size, num_steps): yields (X, Y), each (batch_size, num_steps); "
-             "random offset, shuffled non-overlapping subsequences", lambda obj: is_function(obj, 3),
-             RANDOM_PROPERTIES),),
-    SAMPLER_HINTS,
-    aliases=("seq_data_iter_random",),
-)  # fmt: skip
-SEQ_DATA_ITER_SEQUENTIAL = Concept(
-    "seq-data-iter-sequential", SECTION, TITLE,
-    (Variant("seq_data_iter_sequential(corpus, batch_size, num_steps): yields (X, Y), each (batch_size, num_steps); "
-             "random offset, batch i + 1 continues batch i row by row", lambda obj: is_function(obj, 3),
-             SEQUENTIAL_PROPERTIES),),
-    SAMPLER_HINTS,
-    aliases=("seq_data_iter_sequential",),
-)  # fmt: skip
+
+
+def _sampler(function: str, behaviour: str, properties: tuple[Property, ...]) -> Concept:
+    signature = f"{function}(corpus, batch_size, num_steps): yields (X, Y), each (batch_size, num_steps); {behaviour}"
+    return Concept(function.replace("_", "-"), SECTION, TITLE,
+                   (Variant(signature, lambda obj: is_function(obj, 3), properties),), SAMPLER_HINTS,
+                   aliases=(function,))  # fmt: skip
+
+
+SEQ_DATA_ITER_RANDOM = _sampler("seq_data_iter_random", "random offset, shuffled non-overlapping subsequences",
+                                RANDOM_PROPERTIES)
+SEQ_DATA_ITER_SEQUENTIAL = _sampler("seq_data_iter_sequential", "random offset, batch i + 1 continues batch i "
+                                    "row by row", SEQUENTIAL_PROPERTIES)  # fmt: skip
 
 CONCEPTS = (VOCAB, SEQ_DATA_ITER_RANDOM, SEQ_DATA_ITER_SEQUENTIAL)
