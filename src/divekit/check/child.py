@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
 def _check(request: dict[str, Any], out: IO[str]) -> int:
     import torch
 
-    from divekit.check.catalogue import get_concept
+    from divekit.check.catalogue import get_concept, infer_concept
     from divekit.check.engine import check_object
     from divekit.check.model import LimitHit
     from divekit.errors import ConfigError
@@ -47,9 +47,10 @@ def _check(request: dict[str, Any], out: IO[str]) -> int:
     _send(out, "ready")
     _start_alarm(float(request["time_limit"]))
     try:
+        concept = get_concept(request["concept"]) if request["concept"] else infer_concept(request["name"])
         loaded = load_object(path=request["path"], name=request["name"], expected_sha256=request["sha256"])
         source = {"name": request["name"], "path": str(loaded.path), "sha256": loaded.sha256}
-        report = check_object(loaded.obj, get_concept(request["concept"]), name=request["name"],
+        report = check_object(loaded.obj, concept, name=request["name"],
                               mapping=request["mapping"], max_examples=request["max_examples"], seed=request["seed"],
                               source=source, on_start=lambda r: _send(out, "start", report=r.to_dict()),
                               on_result=lambda r: _send(out, "result", result=asdict(r)))  # fmt: skip
@@ -104,4 +105,7 @@ def _start_alarm(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the report is sent: skip the interpreter's (and torch's) slow teardown

@@ -54,6 +54,15 @@ def with_grad(inputs: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]
             for k, v in inputs.items()}  # fmt: skip
 
 
+def _activations(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs as the learner's code meets them in a network: results of earlier operations, not leaves.
+
+    (The book's masked_softmax writes into its scores in place, which autograd allows for such a
+    tensor but refuses for a leaf.) The gradients still arrive at the leaves in ``inputs``.
+    """
+    return {k: v.clone() if isinstance(v, torch.Tensor) and v.requires_grad else v for k, v in inputs.items()}
+
+
 def backward(outputs: Any, like: Any, seed: int) -> bool:
     """Back-propagate ``sum(output * weights)`` over the outputs; ``False`` if none is connected to autograd.
 
@@ -82,8 +91,8 @@ def gradient_checks(reference: Outputs, learner: Outputs, inputs: Mapping[str, A
     ``reference`` and ``learner`` are called with the inputs as keyword arguments.
     """
     ref_inputs, our_inputs = with_grad(inputs, names), with_grad(inputs, names)
-    expected = reference(**ref_inputs)
-    actual = learner(**our_inputs)
+    expected = reference(**_activations(ref_inputs))
+    actual = learner(**_activations(our_inputs))
     for check in value_checks(expected, actual, labels):
         found = as_tensor(check.actual) if isinstance(check.expected, torch.Tensor) else None
         if isinstance(check.expected, torch.Tensor) and (found is None or found.shape != check.expected.shape):

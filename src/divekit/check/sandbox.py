@@ -18,6 +18,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,15 +45,15 @@ class CheckStopped(DivekitError):
 def check_file(spec: str, concept: str | None, *, mapping: Mapping[str, str] | None = None, max_examples: int,
                seed: int, time_limit: float = DEFAULT_TIME_LIMIT,
                memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Report:  # fmt: skip
-    """Check ``"path/file.py:NAME"`` against ``concept`` (inferred from NAME when ``None``) in a child process."""
-    from divekit.check.catalogue import get_concept, infer_concept
+    """Check ``"path/file.py:NAME"`` against ``concept`` (inferred from NAME when ``None``) in a child process.
 
+    This process imports neither torch nor the catalogue: the child resolves the concept too.
+    """
     if time_limit <= 0 or memory_limit <= 0:
         raise ConfigError(f"time_limit and memory_limit must be positive, got {time_limit} and {memory_limit}")
     path, name = parse_spec(spec)
     digest = file_sha256(path)  # reads (never runs) the file: the child runs only these bytes
-    found = get_concept(concept) if concept else infer_concept(name)
-    request = {"path": str(path), "name": name, "sha256": digest, "concept": found.name,
+    request = {"path": str(path), "name": name, "sha256": digest, "concept": concept,
                "mapping": dict(mapping) if mapping else None, "max_examples": max_examples, "seed": seed,
                "time_limit": time_limit, "memory_limit": memory_limit}  # fmt: skip
     messages, status = _run_child(request, time_limit)
@@ -64,17 +65,21 @@ def _run_child(request: dict[str, Any], time_limit: float) -> tuple[list[dict[st
     read_end, write_end = os.pipe()
     request = request | {"fd": write_end}
     command = [sys.executable, "-m", "divekit.check.child", json.dumps(request)]
-    try:
-        child = subprocess.Popen(command, pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(),
-                                 start_new_session=True)  # fmt: skip
-    finally:
-        os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        messages, finished = _read_messages(pipe, child, time_limit)
+    # hypothesis keeps a cache folder; the child's goes in a temporary one, not the learner's folder
+    with tempfile.TemporaryDirectory(prefix="divekit-check-") as scratch:
+        env = os.environ | {"HYPOTHESIS_STORAGE_DIRECTORY": scratch}
+        try:
+            child = subprocess.Popen(command, pass_fds=(write_end,), stdin=subprocess.DEVNULL, env=env,
+                                     stdout=sys.stderr.fileno(), start_new_session=True)  # fmt: skip
+        finally:
+            os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            messages, finished = _read_messages(pipe, child, time_limit)
+        if not finished:
+            _kill(child)
+        code = child.wait()
     if not finished:
-        _kill(child)
         return messages, "killed"
-    code = child.wait()
     return messages, "done" if code in (0, 1, 2) else f"died {code}"
 
 

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import re
 
-from divekit.check.catalogue import basics, conv, norm, pooling, recurrent, text
+from divekit.check.catalogue import attention, basics, conv, metrics, multihead, norm, pooling, recurrent, text
 from divekit.check.model import Concept
 from divekit.errors import ConfigError, unknown_name
 
-CONCEPTS: dict[str, Concept] = {c.name: c for module in (basics, conv, pooling, norm, text, recurrent) for c in module.CONCEPTS}
+_MODULES = (basics, conv, pooling, norm, text, recurrent, metrics, attention, multihead)
+
+
+def _section_key(concept: Concept) -> tuple[int, ...]:
+    return tuple(int(part) for part in concept.section.split("."))
+
+
+CONCEPTS: dict[str, Concept] = {
+    c.name: c for c in sorted((c for module in _MODULES for c in module.CONCEPTS), key=_section_key)
+}
 
 
 def get_concept(name: str) -> Concept:

@@ -76,6 +76,22 @@ def book_sequential(corpus: list[int], batch_size: int, num_steps: int, offset: 
     return [(Xs[:, i:i + num_steps], Ys[:, i:i + num_steps]) for i in range(0, num_steps * num_batches, num_steps)]
 
 
+def seq_data_iter_random(corpus: list[int], batch_size: int, num_steps: int):
+    """The book's random sampling, as the reference generator (Python's ``random`` draws offset and order)."""
+    offset = random.randint(0, num_steps - 1)
+    starts = [offset + num_steps * k for k in range(subsequence_count({"corpus": corpus, "num_steps": num_steps}, offset))]
+    random.shuffle(starts)
+    for b in range(len(starts) // batch_size):
+        chosen = starts[b * batch_size:(b + 1) * batch_size]
+        yield (torch.tensor([corpus[s:s + num_steps] for s in chosen]),
+               torch.tensor([corpus[s + 1:s + 1 + num_steps] for s in chosen]))  # fmt: skip
+
+
+def seq_data_iter_sequential(corpus: list[int], batch_size: int, num_steps: int):
+    """The book's sequential partitioning, as the reference generator."""
+    yield from book_sequential(corpus, batch_size, num_steps, random.randint(0, num_steps))
+
+
 # ----------------------------------------------------------------------------- hints
 def same_as_x(failure) -> bool:
     """Y is X itself (not shifted)."""

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from divekit.check.catalogue import book_sampling as sampling
-from divekit.check.fit import is_function, takes_positional
+from divekit.check.fit import accepts_keyword, is_function, takes_positional
 from divekit.check.model import Check, Concept, Hint, Property, Variant
 from divekit.data.text import Vocab
 
@@ -35,7 +35,7 @@ def vocab_examples(draw: Any) -> dict[str, Any]:
 def _build(cls, ex):
     """Both vocabularies; the learner's gets fresh lists, as its constructor may extend them."""
     reference = Vocab(ex["tokens"], min_freq=ex["min_freq"], reserved_tokens=ex["reserved_tokens"])
-    return reference, cls(list(ex["tokens"]), ex["min_freq"], list(ex["reserved_tokens"]))
+    return reference, cls(list(ex["tokens"]), min_freq=ex["min_freq"], reserved_tokens=list(ex["reserved_tokens"]))
 
 
 def _order(cls, ex):
@@ -106,10 +106,15 @@ VOCAB_HINTS = (
          lambda f: isinstance(f.error, AttributeError) and "unk" in str(f.error)),
 )  # fmt: skip
 
+def _vocab_class(obj: Any) -> bool:
+    return isinstance(obj, type) and takes_positional(obj, 1) and all(
+        accepts_keyword(obj, name) for name in ("min_freq", "reserved_tokens"))
+
+
 VOCAB = Concept(
     "vocab", "6.2", "文本预处理",
     (Variant("Vocab(tokens, min_freq=0, reserved_tokens=None) with len(vocab), vocab[tokens], vocab.to_tokens(indices) "
-             "and idx_to_token", lambda obj: isinstance(obj, type) and takes_positional(obj, 3), VOCAB_PROPERTIES),),
+             "and idx_to_token", _vocab_class, VOCAB_PROPERTIES),),
     VOCAB_HINTS,
     aliases=("Vocab",),
 )  # fmt: skip
