@@ -243,13 +243,25 @@ def check_object(obj: Any, concept: Concept, *, name: str, mapping: Mapping[str,
     if on_start is not None:
         on_start(report)
     path = source.get("path") or _source_file(obj)
-    for result in run_properties(concept, variant, subject, max_examples=max_examples, seed=seed, source=path):
-        report.results.append(result)
-        report.parameters = mapping_note(subject)
-        if on_result is not None:
-            on_result(result)
+    with one_thread():
+        for result in run_properties(concept, variant, subject, max_examples=max_examples, seed=seed, source=path):
+            report.results.append(result)
+            report.parameters = mapping_note(subject)
+            if on_result is not None:
+                on_result(result)
     report.seconds = round(time.perf_counter() - start, 2)
     return report
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread while checking: on tensors this small, waking a thread pool costs more than it saves."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _source_file(obj: Any) -> str | None:

@@ -95,7 +95,10 @@ def _single(reference, mistake):
 
     def matches(failure) -> bool:
         X, K = failure.example["X"], failure.example["K"]
-        wrong = mistake(X, K)
+        try:
+            wrong = mistake(X, K)
+        except RuntimeError:  # the mistake cannot even run on this input
+            return False
         return failure.label == "Y" and not wrong.allclose(reference(X, K)) and equals(failure, wrong)
 
     return matches
@@ -119,7 +122,7 @@ CORR2D_HINTS = (
     Hint("each window is averaged: corr2d adds the products up (.sum(), not .mean())",
          _single(conv.corr2d, lambda X, K: conv.corr2d(X, K) / K.numel())),
     Hint("a window times the kernel is elementwise (*), not a matrix product (@)",
-         _single(conv.corr2d, _matmul_windows)),
+         lambda f: _single(conv.corr2d, _matmul_windows)(f) or raised(f, RuntimeError, "cannot be multiplied")),
     missing_gradient(NO_AUTOGRAD),
 )  # fmt: skip
 
@@ -139,9 +142,10 @@ def _multi_in_mistake(mistake):
 
 def _stacked_channels(failure) -> bool:
     X, K = failure.example["X"], failure.example["K"]
-    stacked = torch.stack([conv.corr2d(x, k) for x, k in zip(X, K)])
-    return X.shape[0] > 1 and (equals(failure, stacked) or (failure.label == "shape of Y" and
-                                                           tuple(failure.actual) == tuple(stacked.shape)))  # fmt: skip
+    stacked = torch.stack([conv.corr2d(x, k) for x, k in zip(X, K)])  # (ci, h', w')
+    if failure.label == "shape of Y":
+        return tuple(failure.actual) == tuple(stacked.shape)
+    return X.shape[0] > 1 and equals(failure, stacked)
 
 
 CORR2D_MULTI_IN = Concept(
@@ -221,11 +225,16 @@ def twin_layers(draw: Any, *, strided: bool) -> dict[str, Any]:
     return example | {"X": draw(tensors((n, ci, h, w))), "seed": draw(seeds())}
 
 
-def layer_properties(make_reference, options: tuple[str, ...], strategy: Any) -> tuple[Property, ...]:
-    """Output and gradients of a learner's layer built with the example's options, weights copied in."""
+def layer_properties(make_reference, options: tuple[str, ...], strategy: Any, *,
+                     compact: bool = True) -> tuple[Property, ...]:  # fmt: skip
+    """Output and gradients of a learner's layer built with the example's options, weights copied in.
+
+    ``compact``: pass ``(k, k)`` as ``k``, as nn.Conv2d's users do (not for the book's layer, whose
+    ``torch.rand(kernel_size)`` needs the pair).
+    """
 
     def pair(subject: ModuleSubject, ex: dict) -> tuple:
-        args = {k: _compact(ex[k]) for k in options}
+        args = {k: _compact(ex[k]) if compact else ex[k] for k in options}
         reference = seeded(lambda: make_reference(**args), ex["seed"])
         positional = [args[k] for k in options if k not in ("stride", "padding")]
         keywords = {k: args[k] for k in ("stride", "padding") if k in args}
@@ -263,7 +272,10 @@ def _layer_mistake(mistake):
         options = {k: v for k, v in ex.items() if k not in ("X", "seed")}
         make = (lambda: BookConv2D(ex["kernel_size"])) if "in_channels" not in ex else (lambda: _twin(**options))
         reference = seeded(make, ex["seed"])
-        wrong, right = mistake(reference, ex["X"], ex), reference(ex["X"])
+        try:
+            wrong, right = mistake(reference, ex["X"], ex), reference(ex["X"])
+        except RuntimeError:  # the mistake cannot even run on this input
+            return False
         return failure.label == "Y" and (wrong.shape != right.shape or not wrong.allclose(right)) and equals(failure, wrong)
 
     return matches
@@ -272,6 +284,11 @@ def _layer_mistake(mistake):
 def _no_bias(reference, X, ex):
     bias = reference.bias.reshape(-1, 1, 1) if X.dim() == 4 else reference.bias
     return reference(X) - bias
+
+
+def _bias_last(reference, X, ex):
+    unbiased = conv.conv2d(X, reference.weight, stride=ex.get("stride", 1), padding=ex.get("padding", 0))
+    return unbiased + reference.bias  # (co,) broadcast along the width
 
 
 def _unstrided(reference, X, ex):
@@ -288,7 +305,7 @@ CONV2D = Concept(
     "conv2d", SECTION, TITLE,
     (Variant("Conv2D(kernel_size), the book's layer: weight (kh, kw), bias (1,); forward(X (h, w)) = "
              "corr2d(X, weight) + bias", lambda obj: is_module_class(obj, 1),
-             layer_properties(BookConv2D, ("kernel_size",), book_layers()), ModuleSubject),
+             layer_properties(BookConv2D, ("kernel_size",), book_layers(), compact=False), ModuleSubject),
      Variant("Conv2D(in_channels, out_channels, kernel_size, stride=1, padding=0), a twin of nn.Conv2d on "
              "X (N, ci, h, w)", lambda obj: is_module_class(obj, 3) and accepts_keyword(obj, "stride")
              and accepts_keyword(obj, "padding"),
@@ -303,7 +320,8 @@ CONV2D = Concept(
      Hint("padding is added on one side only: pad p rows/columns on each side (F.pad(X, (pw, pw, ph, ph)))",
           _layer_mistake(_one_sided_padding)),
      Hint("the bias is added along the last dimension: reshape it to (1, out_channels, 1, 1) first",
-          lambda f: raised(f, RuntimeError, "dimension 3") and "in_channels" in f.example),
+          lambda f: "in_channels" in f.example and (raised(f, RuntimeError, "dimension 3")
+                                                    or _layer_mistake(_bias_last)(f))),
      missing_gradient("no gradient reaches this parameter: forward reads .data (or the value is not an "
                       "nn.Parameter); use self.weight and self.bias themselves", parameters=True),
      missing_gradient(NO_AUTOGRAD, parameters=False)),

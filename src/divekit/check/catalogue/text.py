@@ -40,8 +40,8 @@ def _build(cls, ex):
 
 def _order(cls, ex):
     reference, ours = _build(cls, ex)
-    yield Check("len(vocab)", len(reference), len(ours))
     yield Check("idx_to_token", list(reference.idx_to_token), list(ours.idx_to_token))
+    yield Check("len(vocab)", len(reference), len(ours))
 
 
 def _lookup(cls, ex):
@@ -126,9 +126,12 @@ SECTION, TITLE = "6.3.2", "数据采样（拆分序列）"
 
 @st.composite
 def sampler_examples(draw: Any, *, several: bool = False) -> dict[str, Any]:
-    """Sizes with a batch at any offset (``several``: three subsequences or more, even with one lost)."""
+    """Sizes with two batches at any offset (``several``: three subsequences or more, even with one lost).
+
+    Two batches, so that a sampler which loses one still yields one to look at.
+    """
     batch_size, num_steps = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    smallest = (max(batch_size, 3) + 2 if several else batch_size + 1) * num_steps + 1
+    smallest = (max(batch_size, 3) + 2 if several else 2 * batch_size + 1) * num_steps + 1
     n = draw(st.integers(smallest, smallest + 12))
     return {"corpus": list(range(n)), "batch_size": batch_size, "num_steps": num_steps, "seed": draw(st.integers(0, 99))}
 
