@@ -125,17 +125,17 @@ def _flat_exact(values: list | tuple) -> bool:
     return all(isinstance(v, (int, str, bool)) for v in values)
 
 
-def show(value: Any) -> str:
-    """A compact text of a value for the report (tensors at 4 significant digits)."""
+def show(value: Any, *, digits: int = 4) -> str:
+    """A compact text of a value for the report (tensors at ``digits`` significant digits)."""
     if isinstance(value, torch.Tensor):
-        return _show_tensor(value)
+        return _show_tensor(value, digits)
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.{max(digits, 6)}g}"
     if isinstance(value, (list, tuple)) and len(value) > MAX_SHOWN:
-        shown = ", ".join(show(v) for v in value[:MAX_SHOWN])
+        shown = ", ".join(show(v, digits=digits) for v in value[:MAX_SHOWN])
         return f"[{shown}, ... ({len(value)} items)]"
     if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
-        inner = ", ".join(show(v) for v in value)
+        inner = ", ".join(show(v, digits=digits) for v in value)
         if isinstance(value, tuple):
             return f"({inner},)" if len(value) == 1 else f"({inner})"
         return f"[{inner}]"
@@ -143,18 +143,18 @@ def show(value: Any) -> str:
     return text if len(text) <= 400 else text[:400] + "..."
 
 
-def _show_tensor(tensor: torch.Tensor) -> str:
+def _show_tensor(tensor: torch.Tensor, digits: int) -> str:
     tensor = tensor.detach().cpu()
     if tensor.numel() > MAX_SHOWN:
-        flat = ", ".join(f"{v:.4g}" for v in tensor.flatten()[:8].double().tolist())
+        flat = ", ".join(f"{v:.{digits}g}" for v in tensor.flatten()[:8].double().tolist())
         return f"tensor of shape {tuple(tensor.shape)}: [{flat}, ...]"
     values = tensor.double().tolist() if tensor.is_floating_point() else tensor.tolist()
-    return f"tensor({_nested(values)})"
+    return f"tensor({_nested(values, digits)})"
 
 
-def _nested(values: Any) -> str:
+def _nested(values: Any, digits: int) -> str:
     if isinstance(values, list):
-        return "[" + ", ".join(_nested(v) for v in values) + "]"
+        return "[" + ", ".join(_nested(v, digits) for v in values) + "]"
     if isinstance(values, float):
-        return f"{values:.4g}"
+        return f"{values:.{digits}g}"
     return str(values)

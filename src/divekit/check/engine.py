@@ -165,9 +165,9 @@ def verdict(check: Check) -> Difference | None:
     return Difference(f"{_prose(check.actual)}, expected {_prose(check.expected)}")
 
 
-def _prose(value: Any) -> str:
+def _prose(value: Any, digits: int = 4) -> str:
     """A description stays as written; a value is shown."""
-    return value if isinstance(value, str) else show(value)
+    return value if isinstance(value, str) else show(value, digits=digits)
 
 
 def pick_hint(hints: tuple[Hint, ...], failures: list[Failure]) -> str:
@@ -193,8 +193,10 @@ def _matches(hint: Hint, failure: Failure) -> bool:
 
 def render_failure(failure: Failure, hint: str) -> FailureReport:
     shown = {name: show(value) for name, value in failure.example.items() if not name.startswith("_")}
-    return FailureReport(input=shown, label=failure.label, expected=_prose(failure.expected),
-                         actual=_prose(failure.actual), difference=failure.difference,
+    # a small difference needs more digits to be seen at all
+    digits = 10 if failure.largest is not None and failure.largest < 1e-3 else 4
+    return FailureReport(input=shown, label=failure.label, expected=_prose(failure.expected, digits),
+                         actual=_prose(failure.actual, digits), difference=failure.difference,
                          largest_difference=failure.largest, error=failure.error_text, hint=hint)  # fmt: skip
 
 

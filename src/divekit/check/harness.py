@@ -18,7 +18,7 @@ from torch import nn
 
 from divekit.check.compare import as_tensor
 from divekit.check.fit import ParameterMatch, match_parameters
-from divekit.check.model import Check, Failure, Hint
+from divekit.check.model import FLOAT64_ATOL, FLOAT64_RTOL, Check, Failure, Hint
 from divekit.check.strategies import cotangent
 
 Outputs = Callable[..., Any]
@@ -156,11 +156,17 @@ def actual_tensor(failure: Failure) -> torch.Tensor:
     return tensor.detach().double()
 
 
-def equals(failure: Failure, value: torch.Tensor, *, rtol: float = 1e-7, atol: float = 1e-9) -> bool:
+def equals(failure: Failure, value: torch.Tensor, *, rtol: float = FLOAT64_RTOL, atol: float = 1e-9) -> bool:
     """Whether the learner's failing value equals ``value`` (what a known mistake computes)."""
     actual = actual_tensor(failure)
     value = torch.as_tensor(value).detach().double()
     return actual.shape == value.shape and bool(torch.allclose(actual, value, rtol=rtol, atol=atol))
+
+
+def differs(first: torch.Tensor, second: torch.Tensor) -> bool:
+    """Whether a known mistake changes the result on this input (at the checks' own float64 tolerance)."""
+    return first.shape != second.shape or not torch.allclose(first.double(), second.double(), rtol=FLOAT64_RTOL,
+                                                             atol=FLOAT64_ATOL, equal_nan=True)  # fmt: skip
 
 
 def raised(failure: Failure, kind: type[BaseException], *words: str) -> bool:

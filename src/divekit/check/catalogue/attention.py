@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from divekit.check.fit import is_function, is_module_class
-from divekit.check.harness import ModuleSubject, equals, gradient_checks, missing_gradient, seeded
+from divekit.check.harness import ModuleSubject, differs, equals, gradient_checks, missing_gradient, seeded
 from divekit.check.model import Check, Concept, Hint, Property, Unrunnable, Variant
 from divekit.check.strategies import lengths, seeds, tensors
 from divekit.nn import attention
@@ -76,7 +76,7 @@ def _softmax_mistake(mistake: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
         if lens is None or failure.label != "weights":
             return False
         wrong = mistake(X, lens)
-        return not wrong.allclose(attention.masked_softmax(X, lens), equal_nan=True) and equals(failure, wrong)
+        return differs(wrong, attention.masked_softmax(X, lens)) and equals(failure, wrong)
 
     return matches
 
@@ -199,7 +199,7 @@ def _scores_mistake(score: Callable[[dict[str, Any]], torch.Tensor], *, dim: int
         weights = attention.masked_softmax(scores_, lens) if dim == -1 else F.softmax(scores_, dim=dim)
         wrong = torch.bmm(weights, ex["values"])
         right = _reference_output(ex)
-        return not wrong.allclose(right) and equals(failure, wrong)
+        return differs(wrong, right) and equals(failure, wrong)
 
     return matches
 

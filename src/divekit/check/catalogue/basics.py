@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from divekit.check.fit import is_module_class, takes_positional
-from divekit.check.harness import ModuleSubject, equals, gradient_checks, missing_gradient, raised, seeded
+from divekit.check.harness import (ModuleSubject, differs, equals, gradient_checks, missing_gradient, raised,
+                                   seeded)  # fmt: skip
 from divekit.check.model import Check, Concept, Hint, Property, Unrunnable, Variant
 from divekit.check.strategies import seeds, tensors
 from divekit.nn.basics import MyLinear
@@ -65,7 +66,7 @@ def _linear_mistake(mistake):
         ex = failure.example
         ref = seeded(lambda: MyLinear(ex["in_units"], ex["units"]), ex["seed"])
         wrong = mistake(ex["X"], ref.weight, ref.bias)
-        return failure.label == "Y" and not wrong.allclose(ref(ex["X"])) and equals(failure, wrong)
+        return failure.label == "Y" and differs(wrong, ref(ex["X"])) and equals(failure, wrong)
 
     return matches
 
@@ -155,7 +156,7 @@ def _applied(failure, order) -> bool:
         wrong = order(modules, X)
     except RuntimeError:
         return failure.error is not None  # the mistake fails on this input too
-    return failure.label == "Y" and not wrong.allclose(nn.Sequential(*modules)(X)) and equals(failure, wrong)
+    return failure.label == "Y" and differs(wrong, nn.Sequential(*modules)(X)) and equals(failure, wrong)
 
 
 def _each_on_input(modules, X):

@@ -13,7 +13,7 @@ import torch
 from hypothesis import strategies as st
 
 from divekit.check.fit import accepts_keyword, is_function, is_module_class
-from divekit.check.harness import (ModuleSubject, actual_tensor, equals, gradient_checks, missing_gradient,
+from divekit.check.harness import (ModuleSubject, actual_tensor, differs, equals, gradient_checks, missing_gradient,
                                    raised, seeded)  # fmt: skip
 from divekit.check.model import Check, Concept, Hint, Property, Variant
 from divekit.check.strategies import seeds, tensors
@@ -99,7 +99,7 @@ def _single(reference, mistake):
             wrong = mistake(X, K)
         except RuntimeError:  # the mistake cannot even run on this input
             return False
-        return failure.label == "Y" and not wrong.allclose(reference(X, K)) and equals(failure, wrong)
+        return failure.label == "Y" and differs(wrong, reference(X, K)) and equals(failure, wrong)
 
     return matches
 
@@ -276,7 +276,7 @@ def _layer_mistake(mistake):
             wrong, right = mistake(reference, ex["X"], ex), reference(ex["X"])
         except RuntimeError:  # the mistake cannot even run on this input
             return False
-        return failure.label == "Y" and (wrong.shape != right.shape or not wrong.allclose(right)) and equals(failure, wrong)
+        return failure.label == "Y" and differs(wrong, right) and equals(failure, wrong)
 
     return matches
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from divekit.check.fit import is_function
-from divekit.check.harness import equals, raised, seeded
+from divekit.check.harness import differs, equals, raised, seeded
 from divekit.check.model import Check, Concept, Hint, Property, Variant
 from divekit.check.strategies import seeds, tensors, values
 from divekit.inference.bleu import book_bleu
@@ -232,7 +232,7 @@ def _clip_mistake(**mistake: Any) -> Callable[[Any], bool]:
         net = build_net(failure.example)
         index = int(failure.label.split()[-1])
         wrong, right = clipped(net, failure.example["theta"], **mistake)[index], clipped(net, failure.example["theta"])[index]
-        return wrong is not None and not wrong.allclose(right) and equals(failure, wrong)
+        return wrong is not None and differs(wrong, right) and equals(failure, wrong)
 
     return matches
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from divekit.check.catalogue.attention import LENGTHS, draw_lengths, layer_properties
 from divekit.check.fit import is_module_class
-from divekit.check.harness import ModuleSubject, equals, missing_gradient, seeded
+from divekit.check.harness import ModuleSubject, differs, equals, missing_gradient, seeded
 from divekit.check.model import Concept, Hint, Variant
 from divekit.check.strategies import seeds, tensors
 from divekit.nn import attention
@@ -87,7 +87,7 @@ def _mistake(**options: bool):
         if failure.label != "output":
             return False
         wrong = attend(failure.example, **options)
-        return not wrong.allclose(attend(failure.example)) and equals(failure, wrong)
+        return differs(wrong, attend(failure.example)) and equals(failure, wrong)
 
     return matches
 

@@ -19,11 +19,13 @@ from torch import nn
 from divekit.check.catalogue import book_rnn
 from divekit.check.compare import as_tensor
 from divekit.check.fit import is_function, is_module_class, takes_positional
-from divekit.check.harness import ModuleSubject, equals, gradient_checks, missing_gradient, seeded, value_checks
+from divekit.check.harness import (ModuleSubject, differs, equals, gradient_checks, missing_gradient, seeded,
+                                   value_checks)  # fmt: skip
 from divekit.check.model import Concept, Hint, Property, Variant
 from divekit.check.strategies import seeds, tensors
 from divekit.nn import recurrent
 
+SMALL = {"low": -4, "high": 4, "scale": 0.25}  # entries in [-1, 1]: tanh and sigmoid stay away from saturation
 TITLES = {"rnn": ("6.4", "RNN"), "gru": ("6.5", "GRU 门控循环单元"), "lstm": ("6.6", "LSTM 长短期记忆网络")}
 TWINS = {"rnn": recurrent.RNN, "gru": recurrent.GRU, "lstm": recurrent.LSTM}
 
@@ -31,9 +33,9 @@ TWINS = {"rnn": recurrent.RNN, "gru": recurrent.GRU, "lstm": recurrent.LSTM}
 @st.composite
 def book_examples(draw: Any, *, cell: str) -> dict[str, Any]:
     T, N, V, h, q = (draw(st.integers(1, n)) for n in (4, 3, 4, 4, 3))
-    state = (draw(tensors((N, h))),) + ((draw(tensors((N, h))),) if cell == "lstm" else ())
-    params = [draw(tensors(shape)) for shape in book_rnn.param_shapes(cell, V, h, q)]
-    return {"inputs": draw(tensors((T, N, V))), "state": state, "params": params}
+    state = tuple(draw(tensors((N, h), **SMALL)) for _ in state_names(cell))
+    params = [draw(tensors(shape, **SMALL)) for shape in book_rnn.param_shapes(cell, V, h, q)]
+    return {"inputs": draw(tensors((T, N, V), **SMALL)), "state": state, "params": params}
 
 
 def state_names(cell: str) -> tuple[str, ...]:
@@ -83,8 +85,9 @@ def _book_properties(cell: str) -> tuple[Property, ...]:
 @st.composite
 def layer_examples(draw: Any, *, cell: str) -> dict[str, Any]:
     T, N, I, H = (draw(st.integers(1, n)) for n in (4, 3, 4, 4))
-    state = tuple(draw(tensors((1, N, H))) for _ in state_names(cell))
-    return {"input_size": I, "hidden_size": H, "X": draw(tensors((T, N, I))), "state": state, "seed": draw(seeds())}
+    state = tuple(draw(tensors((1, N, H), **SMALL)) for _ in state_names(cell))
+    return {"input_size": I, "hidden_size": H, "X": draw(tensors((T, N, I), **SMALL)), "state": state,
+            "seed": draw(seeds())}  # fmt: skip
 
 
 def _layer_properties(cell: str) -> tuple[Property, ...]:
@@ -141,7 +144,7 @@ def _book_mistake(cell: str, mistake: Callable[[torch.Tensor, tuple, list], tupl
             return False
         index = labels.index(failure.label)
         value, correct = [wrong[0], *wrong[1]][index], [right[0], *right[1]][index]
-        return (value.shape != correct.shape or not value.allclose(correct)) and equals(failure, value)
+        return differs(value, correct) and equals(failure, value)
 
     return matches
 
@@ -211,7 +214,7 @@ def _lstm_state_swapped(failure) -> bool:
     if failure.label not in ("state H", "state C") or "params" not in ex:
         return False
     _, (H, C) = book_rnn.lstm(ex["inputs"], tuple(ex["state"]), list(ex["params"]))
-    return not H.allclose(C) and equals(failure, C if failure.label == "state H" else H)
+    return differs(H, C) and equals(failure, C if failure.label == "state H" else H)
 
 
 NO_GRADIENT = missing_gradient("no gradient reaches this tensor: compute with the tensors themselves, not .data, "
@@ -271,8 +274,8 @@ def _network(cell: str, hints: tuple[Hint, ...]) -> Concept:
 @st.composite
 def step_examples(draw: Any) -> dict[str, Any]:
     N, V, h = (draw(st.integers(1, n)) for n in (3, 4, 4))
-    return {"X": draw(tensors((N, V))), "H": draw(tensors((N, h))), "W_xh": draw(tensors((V, h))),
-            "W_hh": draw(tensors((h, h))), "b_h": draw(tensors((h,)))}  # fmt: skip
+    shapes = {"X": (N, V), "H": (N, h), "W_xh": (V, h), "W_hh": (h, h), "b_h": (h,)}
+    return {name: draw(tensors(shape, **SMALL)) for name, shape in shapes.items()}
 
 
 def step_reference(X, H, W_xh, W_hh, b_h):
@@ -297,7 +300,7 @@ def _step_properties(call: Callable) -> tuple[Property, ...]:
 @st.composite
 def cell_examples(draw: Any) -> dict[str, Any]:
     N, I, H = (draw(st.integers(1, n)) for n in (3, 4, 4))
-    return {"input_size": I, "hidden_size": H, "X": draw(tensors((N, I))), "H": draw(tensors((N, H))),
+    return {"input_size": I, "hidden_size": H, "X": draw(tensors((N, I), **SMALL)), "H": draw(tensors((N, H), **SMALL)),
             "seed": draw(seeds())}  # fmt: skip
 
 
@@ -327,7 +330,7 @@ def _step_mistake(mistake: Callable) -> Callable[[Any], bool]:
         if "W_xh" not in ex or failure.label != "new H":
             return False
         wrong = mistake(ex["X"], ex["H"], ex["W_xh"], ex["W_hh"], ex["b_h"])
-        return not wrong.allclose(step_reference(**ex)) and equals(failure, wrong)
+        return differs(wrong, step_reference(**ex)) and equals(failure, wrong)
 
     return matches
 
