@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from divekit.check.compare import Difference, difference, show
@@ -33,7 +33,10 @@ from divekit.userfile import describe_exception
 ALLOCATION_FAILURES = ("can't allocate memory", "not enough memory", "out of memory")
 
 
+# no "explain" phase: it reruns the smallest failure many times over to annotate it, which the report does not use
+PHASES = (Phase.explicit, Phase.generate, Phase.shrink)
 SHRINK_BUDGET = 150  # examples tried while shrinking a failure: bounds the time, keeps runs reproducible
+EXTRA_EXAMPLES = 12  # further examples run when several hints fit the smallest failure
 
 
 class _Failed(Exception):
@@ -103,7 +106,7 @@ def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_e
 
     runner = settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
                       suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                      derandomize=False)(given(prop.examples)(test))  # fmt: skip
+                      derandomize=False, phases=PHASES)(given(prop.examples)(test))  # fmt: skip
     try:
         hypothesis_seed(seed)(runner)()
     except _ShrunkEnough:
@@ -120,7 +123,8 @@ def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_e
     if not failures:
         return PropertyResult(prop.name, PASS, examples=tried), False
     smallest = failures[-1]
-    report = render_failure(smallest, pick_hint(hints, failures))
+    hint = pick_hint(hints, failures, lambda: more_failures(prop, subject, seed=seed, source=source))
+    report = render_failure(smallest, hint)
     return PropertyResult(prop.name, FAIL, examples=tried, failure=report), isinstance(smallest.error, Unrunnable)
 
 
@@ -170,15 +174,37 @@ def _prose(value: Any, digits: int = 4) -> str:
     return value if isinstance(value, str) else show(value, digits=digits)
 
 
-def pick_hint(hints: tuple[Hint, ...], failures: list[Failure]) -> str:
-    """The first hint explaining the smallest failure and the first few found; else the smallest alone."""
+def pick_hint(hints: tuple[Hint, ...], failures: list[Failure],
+              more: Callable[[], list[Failure]] = list) -> str:  # fmt: skip
+    """The hint that explains the smallest failure and most of the others.
+
+    The smallest input often fits several mistakes (one output channel: torch.cat
+    and a merged kernel give the same shape), so when more than one hint
+    explains it, ``more()`` supplies further failures to tell them apart.
+    """
     smallest = failures[-1]
-    sample = failures[:3] + [smallest]
     matching = [hint for hint in hints if _matches(hint, smallest)]
-    for hint in matching:
-        if all(_matches(hint, failure) for failure in sample):
-            return hint.text
-    return matching[0].text if matching else ""
+    if len(matching) < 2:
+        return matching[0].text if matching else ""
+    sample = failures[:3] + more()
+    scores = [sum(_matches(hint, failure) for failure in sample) for hint in matching]
+    return matching[scores.index(max(scores))].text
+
+
+def more_failures(prop: Property, subject: Any, *, seed: int, source: Path | str | None,
+                  count: int = EXTRA_EXAMPLES) -> list[Failure]:  # fmt: skip
+    """Failures on up to ``count`` further examples (seeded, not shrunk), to tell similar mistakes apart."""
+    found: list[Failure] = []
+
+    def record(example: dict[str, Any]) -> None:
+        failure = evaluate(prop, subject, example, source)
+        if failure is not None:
+            found.append(failure)
+
+    runner = settings(max_examples=count, database=None, deadline=None, verbosity=Verbosity.quiet,
+                      suppress_health_check=list(HealthCheck), phases=(Phase.generate,))(given(prop.examples)(record))  # fmt: skip
+    hypothesis_seed(seed + 1)(runner)()
+    return found
 
 
 def _matches(hint: Hint, failure: Failure) -> bool:

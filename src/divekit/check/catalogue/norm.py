@@ -251,7 +251,8 @@ def _eval_uses_batch(failure) -> bool:
 
 def _reduced_over_batch_only(failure) -> bool:
     X = failure.example["X"]
-    return X.dim() == 4 and _normalised_with(failure, lambda X: _batch_stats(X, (0,)))
+    spatial = X.dim() == 4 and X.shape[2] * X.shape[3] > 1  # with H = W = 1 the two are the same
+    return spatial and _normalised_with(failure, lambda X: _batch_stats(X, (0,)))
 
 
 HINTS = (
