@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from divekit.check.fit import is_function, is_module_class
-from divekit.check.harness import ModuleSubject, differs, equals, gradient_checks, missing_gradient, seeded
+from divekit.check.harness import (ModuleSubject, differs, equals, gradient_checks, missing_gradient, raised,
+                                   seeded)  # fmt: skip
 from divekit.check.model import Check, Concept, Hint, Property, Unrunnable, Variant
 from divekit.check.strategies import lengths, seeds, tensors
 from divekit.nn import attention
@@ -241,7 +242,8 @@ ADDITIVE = Concept(
      Hint("the features go through tanh: scores = w_v(tanh(W_q(q) + W_k(k)))",
           lambda f: any(_scores_mistake(lambda ex, act=act: _additive(ex, act=act))(f) for act in (torch.relu, torch.sigmoid))),
      Hint("W_q projects the queries and W_k the keys, not the other way round",
-          _scores_mistake(lambda ex: _additive(ex, swap=True))),
+          lambda f: _scores_mistake(lambda ex: _additive(ex, swap=True))(f) or (
+              raised(f, RuntimeError, "cannot be multiplied") and f.example["key_size"] != f.example["query_size"])),
      Hint(WRONG_AXIS, _scores_mistake(_additive, dim=1, mask=False)),
      Hint("the book's W_q, W_k and w_v have no bias: nn.Linear(..., bias=False)", _has_biases),
      missing_gradient("no gradient reaches the weights: use the layers themselves, not .data", parameters=True)),

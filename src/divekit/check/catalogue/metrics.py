@@ -178,7 +178,7 @@ def build_net(ex: dict[str, Any]) -> nn.Module:
     widths = ex["layers"]
     net = seeded(lambda: nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))), ex["seed"])
     for index, param in enumerate(net.parameters()):
-        param.grad = values(tuple(param.shape), ex["seed"] + index) * ex["gradient_scale"]
+        param.grad = (values(tuple(param.shape), ex["seed"] + index) * ex["gradient_scale"]).to(param.dtype)
     if ex["frozen"]:
         for param in net[0].parameters():
             param.requires_grad_(False)
