@@ -72,7 +72,7 @@ def describe(obj: Any) -> str:
 
 def _signature_text(obj: Any) -> str:
     try:
-        return str(inspect.signature(obj))
+        return str(inspect.signature(obj).replace(return_annotation=inspect.Signature.empty))
     except (TypeError, ValueError):
         return "(...)"
 
