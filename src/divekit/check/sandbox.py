@@ -29,6 +29,7 @@ from divekit.errors import ConfigError, DivekitError
 from divekit.userfile import file_sha256, parse_spec
 
 STARTUP_LIMIT = 120.0  # seconds for the child to import torch and hypothesis on a busy machine
+STDERR = 2  # the learner's prints go to this process's stderr (its fd, whatever sys.stderr is now)
 GRACE = 5.0  # seconds the child has to stop itself after its alarm before the parent kills it
 
 
@@ -70,7 +71,7 @@ def _run_child(request: dict[str, Any], time_limit: float) -> tuple[list[dict[st
         env = os.environ | {"HYPOTHESIS_STORAGE_DIRECTORY": scratch}
         try:
             child = subprocess.Popen(command, pass_fds=(write_end,), stdin=subprocess.DEVNULL, env=env,
-                                     stdout=sys.stderr.fileno(), start_new_session=True)  # fmt: skip
+                                     stdout=STDERR, start_new_session=True)  # fmt: skip
         finally:
             os.close(write_end)
         with os.fdopen(read_end, "rb") as pipe:

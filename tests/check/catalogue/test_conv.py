@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from divekit.nn import conv
+from divekit.check import check
 from tests.check.support import Case, case_id, verify
 
 
@@ -193,6 +194,6 @@ def test_checker_verdict(case):
 
 
 def test_conv2d_book_layer_takes_the_references_weight_by_name():
-    report = verify(Case("conv2d", BookConv2D))
+    report = check(BookConv2D, "conv2d", max_examples=2)
     assert report.parameters == "parameters copied from the reference by name: weight, bias"
     assert report.signature.startswith("Conv2D(kernel_size)")
