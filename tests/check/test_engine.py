@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from divekit.check import check
 from divekit.check.engine import choose_variant, evaluate, pick_hint, run_properties
 from divekit.check.model import Check, Concept, Failure, Hint, LimitHit, Property, Unrunnable, Variant
-from divekit.check.report import FAIL, NOT_RUN, PASS
+from divekit.check.report import FAIL, NOT_RUN
 from divekit.errors import ConfigError
 
 NUMBERS = st.integers(0, 50).map(lambda n: {"n": n})
@@ -65,7 +65,8 @@ def test_a_property_needing_a_failed_one_is_not_run_and_unrunnable_blocks_the_re
         raise Unrunnable("no parameters to match")
         yield
 
-    found = results(concept_of(Property("match", NUMBERS, cannot), Property("doubles", NUMBERS, double)), lambda n: 2 * n)
+    blocked = concept_of(Property("match", NUMBERS, cannot), Property("doubles", NUMBERS, double))
+    found = results(blocked, lambda n: 2 * n)
     assert found[0].failure.error == "cannot run: no parameters to match"
     assert found[1].status == NOT_RUN and "could not run" in found[1].reason
 

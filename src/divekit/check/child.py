@@ -76,7 +76,7 @@ def _limit_memory(extra: int) -> None:
     current = _mapped_bytes()
     if current is None:  # no /proc (not Linux): the parent's time limit still applies
         return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = current + extra
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

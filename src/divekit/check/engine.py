@@ -145,7 +145,10 @@ def evaluate(prop: Property, subject: Any, example: dict[str, Any], source: Path
     except (Exception, SystemExit) as err:
         if isinstance(err, RuntimeError) and any(words in str(err) for words in ALLOCATION_FAILURES):
             raise LimitHit("memory", "the memory limit") from err
-        text = f"cannot run: {err}" if isinstance(err, Unrunnable) else f"your code raised {describe_exception(err, source)}"
+        if isinstance(err, Unrunnable):
+            text = f"cannot run: {err}"
+        else:
+            text = f"your code raised {describe_exception(err, source)}"
         return Failure(prop.name, example, error=err, error_text=text, context=context)
     return None
 
@@ -201,8 +204,9 @@ def more_failures(prop: Property, subject: Any, *, seed: int, source: Path | str
         if failure is not None:
             found.append(failure)
 
-    runner = settings(max_examples=count, database=None, deadline=None, verbosity=Verbosity.quiet,
-                      suppress_health_check=list(HealthCheck), phases=(Phase.generate,))(given(prop.examples)(record))  # fmt: skip
+    quiet = settings(max_examples=count, database=None, deadline=None, verbosity=Verbosity.quiet,
+                     suppress_health_check=list(HealthCheck), phases=(Phase.generate,))  # fmt: skip
+    runner = quiet(given(prop.examples)(record))
     hypothesis_seed(seed + 1)(runner)()
     return found
 

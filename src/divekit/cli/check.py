@@ -58,9 +58,10 @@ def _check(args: argparse.Namespace):
     examples = DEFAULT_EXAMPLES if args.examples is None else args.examples
     if examples < 1:
         raise ConfigError(f"--examples must be at least 1, got {examples}")
+    memory = DEFAULT_MEMORY_LIMIT if args.memory_limit is None else parse_bytes(args.memory_limit)
     return check(args.spec, args.concept, mapping=_mapping(args.map), max_examples=examples, seed=args.seed,
                  time_limit=DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit,
-                 memory_limit=DEFAULT_MEMORY_LIMIT if args.memory_limit is None else parse_bytes(args.memory_limit))  # fmt: skip
+                 memory_limit=memory)  # fmt: skip
 
 
 def _mapping(items: list[str]) -> dict[str, str] | None:

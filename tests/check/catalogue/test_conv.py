@@ -160,7 +160,7 @@ class TwinConv2DBiasLast(TwinConv2D):
 CASES = [
     Case("corr2d", conv.corr2d),
     Case("corr2d", corr2d),
-    Case("corr2d", corr2d_short_range, "last row or column of windows is missing", "range(h - kh) misses the last window"),
+    Case("corr2d", corr2d_short_range, "last row or column of windows is missing", "range(h - kh) misses a window"),
     Case("corr2d", corr2d_flipped, "kernel is flipped", "flips the kernel (convolution)"),
     Case("corr2d", corr2d_mean, "averaged", ".mean() instead of .sum() per window"),
     Case("corr2d", corr2d_swapped, "height and width are swapped", "kernel height and width swapped"),

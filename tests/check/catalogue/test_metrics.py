@@ -90,7 +90,7 @@ def grad_clipping(net, theta):
         params = [p for p in net.parameters() if p.requires_grad]
     else:
         params = net.params
-    norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+    norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))  # noqa: UP034 - the book's spelling
     if norm > theta:
         for param in params:
             param.grad[:] *= theta / norm
@@ -175,7 +175,8 @@ def test_checker_verdict(case):
     verify(case)
 
 
-@pytest.mark.parametrize(("pred", "label", "k"), [("a b c d", "a b c d", 2), ("a a a", "a b", 1), ("b a d", "a b c d e", 3)])
+@pytest.mark.parametrize(("pred", "label", "k"), [("a b c d", "a b c d", 2), ("a a a", "a b", 1),
+                                                  ("b a d", "a b c d e", 3)])  # fmt: skip
 def test_hint_model_of_bleu_without_mistakes_is_the_reference(pred, label, k):
     assert bleu_variant(pred, label, k) == pytest.approx(book_bleu(pred, label, k), rel=1e-12)
 

@@ -62,7 +62,7 @@ def batch_norm_torch_var(X, gamma, beta, moving_mean, moving_var, eps, momentum)
 
 
 def batch_norm_eps_outside(X, gamma, beta, moving_mean, moving_var, eps, momentum):
-    Y, mean, var = batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum)
+    _, mean, var = batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum)
     if not torch.is_grad_enabled():
         return gamma * (X - moving_mean) / (torch.sqrt(moving_var) + eps) + beta, mean, var
     dims = (0,) if X.dim() == 2 else (0, 2, 3)
@@ -120,7 +120,7 @@ CASES = [
     Case("batch-norm", reference_function),
     Case("batch-norm", batch_norm),
     Case("batch-norm", BatchNorm),
-    Case("batch-norm", batch_norm_book, "running variance uses the biased estimate", "the book's biased running variance"),
+    Case("batch-norm", batch_norm_book, "running variance uses the biased estimate", "the book's biased running var"),
     Case("batch-norm", batch_norm_torch_var, "unbiased variance (torch.var", "normalises with torch.var (unbiased)"),
     Case("batch-norm", batch_norm_eps_outside, "eps belongs inside the square root", "sqrt(var) + eps"),
     Case("batch-norm", batch_norm_batch_only, "over N, H and W", "4-D statistics over N only"),

@@ -1,4 +1,4 @@
-"""§6.11.4 注意力分数 and §6.12.4 Positional Encoding: masked softmax, additive and dot-product attention, sinusoids.
+"""§6.11.4 注意力分数, §6.12.4 Positional Encoding: masked softmax, additive and dot-product attention, sinusoids.
 
 References: :mod:`divekit.nn.attention` (masked keys filled with -1e6, so a
 query with no valid key gets uniform weights, as in the book) and
@@ -125,8 +125,8 @@ def attention_inputs(draw: Any, *, query_size: int | None = None, key_size: int 
     q = query_size or draw(st.integers(1, 3))
     k = key_size or draw(st.integers(1, 3))
     kind = draw(st.sampled_from(LENGTHS))
-    return {"queries": draw(tensors((N, Tq, q))), "keys": draw(tensors((N, Tk, k))), "values": draw(tensors((N, Tk, v))),
-            "valid_lens": draw_lengths(draw, kind, N, Tq, Tk)}  # fmt: skip
+    return {"queries": draw(tensors((N, Tq, q))), "keys": draw(tensors((N, Tk, k))),
+            "values": draw(tensors((N, Tk, v))), "valid_lens": draw_lengths(draw, kind, N, Tq, Tk)}  # fmt: skip
 
 
 @st.composite
@@ -240,7 +240,8 @@ ADDITIVE = Concept(
              layer_properties(_additive_pair, additive_examples(), parameters=True), ModuleSubject),),
     (Hint(MASK_IGNORED, _scores_mistake(_additive, mask=False)),
      Hint("the features go through tanh: scores = w_v(tanh(W_q(q) + W_k(k)))",
-          lambda f: any(_scores_mistake(lambda ex, act=act: _additive(ex, act=act))(f) for act in (torch.relu, torch.sigmoid))),
+          lambda f: any(_scores_mistake(lambda ex, act=act: _additive(ex, act=act))(f)
+                        for act in (torch.relu, torch.sigmoid))),
      Hint("W_q projects the queries and W_k the keys, not the other way round",
           lambda f: _scores_mistake(lambda ex: _additive(ex, swap=True))(f) or (
               raised(f, RuntimeError, "cannot be multiplied") and f.example["key_size"] != f.example["query_size"])),

@@ -1,4 +1,4 @@
-"""§1.1 模型构造: the notes' ``MyLinear`` (§1.1.3 自定义层) and ``MySequential`` (§1.1.2 实现nn.Sequential).
+"""§1.1 模型构造: the notes' ``MyLinear`` (§1.1.3 自定义层) and ``MySequential`` (§1.1.2).
 
 References: :class:`divekit.nn.basics.MyLinear` (``relu(X @ weight + bias)``
 with ``weight (in_units, units)``, as the notes write it) and
@@ -120,7 +120,7 @@ def build_modules(specs: list, seed: int) -> list[nn.Module]:
         if isinstance(spec, str):
             modules.append(modules[int(spec.split()[1])])
         elif spec[0] == "Linear":
-            modules.append(seeded(lambda: nn.Linear(spec[1], spec[2]), seed + index))
+            modules.append(seeded(lambda spec=spec: nn.Linear(spec[1], spec[2]), seed + index))
         else:
             modules.append(getattr(nn, spec[0])())
     return modules

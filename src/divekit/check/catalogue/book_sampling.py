@@ -79,7 +79,8 @@ def book_sequential(corpus: list[int], batch_size: int, num_steps: int, offset: 
 def seq_data_iter_random(corpus: list[int], batch_size: int, num_steps: int):
     """The book's random sampling, as the reference generator (Python's ``random`` draws offset and order)."""
     offset = random.randint(0, num_steps - 1)
-    starts = [offset + num_steps * k for k in range(subsequence_count({"corpus": corpus, "num_steps": num_steps}, offset))]
+    count = subsequence_count({"corpus": corpus, "num_steps": num_steps}, offset)
+    starts = [offset + num_steps * k for k in range(count)]
     random.shuffle(starts)
     for b in range(len(starts) // batch_size):
         chosen = starts[b * batch_size:(b + 1) * batch_size]

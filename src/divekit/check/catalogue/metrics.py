@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -38,12 +39,13 @@ def sentences(draw: Any, *, same: bool = False) -> dict[str, Any]:
 
 
 def _bleu_value(fn, ex):
-    yield Check("bleu", book_bleu(ex["pred_seq"], ex["label_seq"], ex["k"]), fn(ex["pred_seq"], ex["label_seq"], ex["k"]),
-                rtol=1e-9, atol=1e-12)  # fmt: skip
+    args = (ex["pred_seq"], ex["label_seq"], ex["k"])
+    yield Check("bleu", book_bleu(*args), fn(*args), rtol=1e-9, atol=1e-12)
 
 
 def bleu_variant(pred_seq: str, label_seq: str, k: int, *, penalty: str = "book", clip: bool = True,
-                 weight: Callable[[int, int], float] = lambda n, k: 0.5**n, per_label: bool = False) -> float:  # fmt: skip
+                 weight: Callable[[int, int], float] = lambda n, k: 0.5**n,
+                 per_label: bool = False) -> float:  # fmt: skip
     """The book's BLEU, or one of the ways it is miswritten (for hints).
 
     Args:
@@ -129,9 +131,15 @@ def _ppl_mistake(mistake: Callable[[dict[str, Any]], float]) -> Callable[[Any], 
         wrong = mistake(ex)
         right = perplexity(_cross_entropy(ex)) if "Y_hat" in ex else perplexity(ex["mean_loss"])
         actual = failure.actual.item() if isinstance(failure.actual, torch.Tensor) else failure.actual
-        return not math.isclose(wrong, right) and isinstance(actual, float) and math.isclose(actual, wrong, rel_tol=1e-9)
+        if math.isclose(wrong, right) or not isinstance(actual, float):
+            return False
+        return math.isclose(actual, wrong, rel_tol=1e-9)
 
     return matches
+
+
+def _label_probabilities(ex: dict[str, Any]) -> torch.Tensor:
+    return F.softmax(ex["Y_hat"], dim=1)[torch.arange(len(ex["Y"])), ex["Y"]]
 
 
 def _loss(ex: dict[str, Any]) -> float:
@@ -152,7 +160,7 @@ PERPLEXITY = Concept(
      Hint("perplexity uses e, matching the cross-entropy in nats: math.exp(loss), not 2 ** loss",
           _ppl_mistake(lambda ex: 2 ** _loss(ex))),
      Hint("exp(mean(-log p)) is not 1 / mean(p): average the log-probabilities, then exp",
-          _ppl_mistake(lambda ex: 1 / F.softmax(ex["Y_hat"], dim=1)[torch.arange(len(ex["Y"])), ex["Y"]].mean().item())),
+          _ppl_mistake(lambda ex: 1 / _label_probabilities(ex).mean().item())),
      Hint("the softmax runs over the examples: it must run over the vocabulary, dim=1 (the last axis)",
           _ppl_mistake(lambda ex: math.exp(-F.log_softmax(ex["Y_hat"], dim=0)[torch.arange(len(ex["Y"])),
                                                                                    ex["Y"]].mean().item()))),
@@ -176,7 +184,7 @@ def clipping_examples(draw: Any) -> dict[str, Any]:
 def build_net(ex: dict[str, Any]) -> nn.Module:
     """A small MLP whose gradients are set (seeded); with ``frozen``, the first layer does not train."""
     widths = ex["layers"]
-    net = seeded(lambda: nn.Sequential(*(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))), ex["seed"])
+    net = seeded(lambda: nn.Sequential(*(nn.Linear(a, b) for a, b in itertools.pairwise(widths))), ex["seed"])
     for index, param in enumerate(net.parameters()):
         param.grad = (values(tuple(param.shape), ex["seed"] + index) * ex["gradient_scale"]).to(param.dtype)
     if ex["frozen"]:
@@ -231,7 +239,8 @@ def _clip_mistake(**mistake: Any) -> Callable[[Any], bool]:
             return False
         net = build_net(failure.example)
         index = int(failure.label.split()[-1])
-        wrong, right = clipped(net, failure.example["theta"], **mistake)[index], clipped(net, failure.example["theta"])[index]
+        theta = failure.example["theta"]
+        wrong, right = clipped(net, theta, **mistake)[index], clipped(net, theta)[index]
         return wrong is not None and differs(wrong, right) and equals(failure, wrong)
 
     return matches

@@ -19,7 +19,7 @@ import torch
 from hypothesis import strategies as st
 
 from divekit.check.fit import accepts_keyword, is_function, is_module_class
-from divekit.check.harness import ModuleSubject, equals, gradient_checks, missing_gradient, raised, seeded, tensors_in
+from divekit.check.harness import ModuleSubject, equals, gradient_checks, missing_gradient, raised, seeded
 from divekit.check.engine import verdict
 from divekit.check.model import Check, Concept, Hint, Property, Variant
 from divekit.check.strategies import seeds, tensors
@@ -43,7 +43,7 @@ def inputs(draw: Any) -> tuple[int, ...]:
 @st.composite
 def function_examples(draw: Any) -> dict[str, Any]:
     shape = draw(inputs())
-    C, stat = shape[1], (1, shape[1]) + (1,) * (len(shape) - 2)  # the book's shapes: (1, C) or (1, C, 1, 1)
+    stat = (1, shape[1]) + (1,) * (len(shape) - 2)  # the book's shapes: (1, C) or (1, C, 1, 1)
     return {"X": draw(tensors(shape)), "gamma": draw(tensors(stat)), "beta": draw(tensors(stat)),
             "moving_mean": draw(tensors(stat)), "moving_var": draw(tensors(stat, low=1, high=6)),
             "eps": EPS, "momentum": draw(st.sampled_from((0.1, 0.2)))}  # fmt: skip
@@ -111,7 +111,8 @@ def _function_gradients(fn, ex):
                                {k: ex[k] for k in ("X", "gamma", "beta")}, ("X", "gamma", "beta"))  # fmt: skip
 
 
-TRAIN, EVAL = "training: the output normalises with the batch statistics", "evaluation: the output uses the moving statistics"
+TRAIN = "training: the output normalises with the batch statistics"
+EVAL = "evaluation: the output uses the moving statistics"
 FUNCTION_PROPERTIES = (
     Property(TRAIN, function_examples(), _train_output),
     Property("training updates moving_mean and moving_var as nn.BatchNorm does (unbiased variance)",

@@ -9,7 +9,7 @@ are among the examples, as is a state that is not zero.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -119,9 +119,9 @@ def _layer_properties(cell: str) -> tuple[Property, ...]:
         ours_run, takes_state = runner(ours, ex, ours=True)
         state = {f"h{i}": s if takes_state else torch.zeros_like(s) for i, s in enumerate(ex["state"])}
         names = ("X", *state) if takes_state else ("X",)
-        yield from gradient_checks(lambda X, **kw: runner(ref, ex, ours=False)[0](X, **kw), lambda X, **kw: ours_run(X, **kw),
-                                   {"X": ex["X"], **state}, names, seed=ex["seed"], modules=(ref, ours, subject.match),
-                                   labels=labels)  # fmt: skip
+        ref_run = runner(ref, ex, ours=False)[0]
+        yield from gradient_checks(ref_run, ours_run, {"X": ex["X"], **state}, names, seed=ex["seed"],
+                                   modules=(ref, ours, subject.match), labels=labels)  # fmt: skip
 
     equal = f"outputs and the final state equal nn.{cell.upper()}'s with the same weights (float64)"
     return (Property(equal, layer_examples(cell=cell), outputs),
@@ -279,7 +279,9 @@ def step_examples(draw: Any) -> dict[str, Any]:
 
 
 def step_reference(X, H, W_xh, W_hh, b_h):
-    return book_rnn.rnn(X[None], (H,), [W_xh, W_hh, b_h, torch.eye(H.shape[1], dtype=H.dtype), torch.zeros_like(b_h)])[1][0]
+    """One step of the book's rnn (a sequence of length 1; the output layer does not matter)."""
+    identity, zero = torch.eye(H.shape[1], dtype=H.dtype), torch.zeros_like(b_h)
+    return book_rnn.rnn(X[None], (H,), [W_xh, W_hh, b_h, identity, zero])[1][0]
 
 
 def _step_properties(call: Callable) -> tuple[Property, ...]:
@@ -316,7 +318,8 @@ def _cell_properties() -> tuple[Property, ...]:
     def gradients(subject, ex):
         ref, ours = pair(subject, ex)
         yield from gradient_checks(lambda X, H: ref(X, H), lambda X, H: ours(X, H), {"X": ex["X"], "H": ex["H"]},
-                                   ("X", "H"), seed=ex["seed"], modules=(ref, ours, subject.match), labels=("new H",))  # fmt: skip
+                                   ("X", "H"), seed=ex["seed"], modules=(ref, ours, subject.match),
+                                   labels=("new H",))  # fmt: skip
 
     equal = "the new hidden state equals nn.RNNCell's with the same weights (float64)"
     return (Property(equal, cell_examples(), value),

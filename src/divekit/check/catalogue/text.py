@@ -46,7 +46,8 @@ def _order(cls, ex):
 
 def _lookup(cls, ex):
     reference, ours = _build(cls, ex)
-    for query in [*dict.fromkeys(ex["tokens"]), "<unk>", "unseen", list(ex["tokens"][:4]), ["unseen", *ex["tokens"][:2]]]:
+    queries = [*dict.fromkeys(ex["tokens"]), "<unk>", "unseen", list(ex["tokens"][:4]), ["unseen", *ex["tokens"][:2]]]
+    for query in queries:
         yield Check(f"vocab[{query!r}]", reference[query], ours[query])
 
 
@@ -133,7 +134,8 @@ def sampler_examples(draw: Any, *, several: bool = False) -> dict[str, Any]:
     batch_size, num_steps = draw(st.integers(1, 3)), draw(st.integers(1, 4))
     smallest = (max(batch_size, 3) + 2 if several else 2 * batch_size + 1) * num_steps + 1
     n = draw(st.integers(smallest, smallest + 12))
-    return {"corpus": list(range(n)), "batch_size": batch_size, "num_steps": num_steps, "seed": draw(st.integers(0, 99))}
+    return {"corpus": list(range(n)), "batch_size": batch_size, "num_steps": num_steps,
+            "seed": draw(st.integers(0, 99))}  # fmt: skip
 
 
 def _shapes(fn, ex):
