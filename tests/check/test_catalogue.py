@@ -66,5 +66,5 @@ def test_concept_is_inferred_from_the_object_name(name, concept):
 
 
 def test_a_name_that_implies_no_concept_asks_for_one():
-    with pytest.raises(ConfigError, match=r"cannot tell which concept 'my_layer' implements; name one \(concept=...\)"):
+    with pytest.raises(ConfigError, match="cannot tell which concept 'my_layer' implements from its name; say which"):
         infer_concept("my_layer")

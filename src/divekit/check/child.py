@@ -47,8 +47,9 @@ def _check(request: dict[str, Any], out: IO[str]) -> int:
     _send(out, "ready")
     _start_alarm(float(request["time_limit"]))
     try:
-        concept = get_concept(request["concept"]) if request["concept"] else infer_concept(request["name"])
+        concept = get_concept(request["concept"]) if request["concept"] else None
         loaded = load_object(path=request["path"], name=request["name"], expected_sha256=request["sha256"])
+        concept = concept or infer_concept(request["name"])  # after loading: a misspelt NAME is said first
         source = {"name": request["name"], "path": str(loaded.path), "sha256": loaded.sha256}
         report = check_object(loaded.obj, concept, name=request["name"],
                               mapping=request["mapping"], max_examples=request["max_examples"], seed=request["seed"],

@@ -117,8 +117,8 @@ def format_report(report: Report) -> str:
 def _format_result(result: PropertyResult) -> list[str]:
     mark = {PASS: "PASS", FAIL: "FAIL", NOT_RUN: "----"}[result.status]
     lines = [f"  {mark}  {result.name}" + (f" ({result.examples} examples)" if result.status == PASS else "")]
-    if result.status == NOT_RUN and result.reason:
-        lines.append(f"        not run: {result.reason}")
+    if result.reason:
+        lines.append(f"        {'not run' if result.status == NOT_RUN else 'stopped'}: {result.reason}")
     failure = result.failure
     if failure is None:
         return lines

@@ -40,7 +40,7 @@ def infer_concept(object_name: str) -> Concept:
         names = {concept.name} | {_normal(a) for a in concept.aliases}
         if key in names or _normal(object_name) in names:
             return concept
-    raise ConfigError(f"cannot tell which concept {object_name!r} implements; name one (concept=...), "
+    raise ConfigError(f"cannot tell which concept {object_name!r} implements from its name; say which, "
                       f"one of: {', '.join(CONCEPTS)}")
 
 
