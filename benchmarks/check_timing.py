@@ -11,7 +11,9 @@ with the learner's settings (40 random examples per property, seed 0):
 
 It also times one end-to-end ``python -m divekit check FILE:NAME`` (a child
 process, torch imported in it) to show what the sandbox adds, and prints
-a Markdown table (the one in docs/check.md).
+a Markdown table (the one in docs/check.md). Times are CPU seconds (what the
+check costs, whatever else the machine runs) and, in brackets, wall-clock
+seconds, with the load average before and after.
 
     flock /work/cpu.lock python benchmarks/check_timing.py
     python benchmarks/check_timing.py --concept corr2d   # one row
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,18 +45,19 @@ WRONG_CORR2D = "def corr2d(X, K):\n    return X[:X.shape[0] - K.shape[0] + 1, :X
 
 
 def timed(obj, concept: str):
-    start = time.perf_counter()
+    """The report, CPU seconds and wall-clock seconds of one full check."""
+    wall, cpu = time.perf_counter(), time.process_time()
     report = check(obj, concept)
-    return report, time.perf_counter() - start
+    return report, time.process_time() - cpu, time.perf_counter() - wall
 
 
 def row(concept, cases) -> dict:
     right = [case for case in cases if case.hint is None]
     wrong = [case for case in cases if case.hint is not None]
-    full = [timed(case.obj, concept)[1] for case in right]
+    full = [timed(case.obj, concept)[1:] for case in right]
     caught, wrong_times = 0, []
     for case in wrong:
-        report, seconds = timed(case.obj, concept)
+        report, seconds, _ = timed(case.obj, concept)
         wrong_times.append(seconds)
         if report.exit_code == 1 and any(case.hint in hint for hint in report.hints):
             caught += 1
@@ -63,16 +67,17 @@ def row(concept, cases) -> dict:
             "wrong_median": statistics.median(wrong_times), "mistakes": [case.mistake for case in wrong]}  # fmt: skip
 
 
-def end_to_end() -> float:
-    """Seconds for ``python -m divekit check`` on a small wrong corr2d, child process included."""
+def end_to_end() -> tuple[float, float]:
+    """CPU and wall seconds of ``python -m divekit check`` on a small wrong corr2d, child process included."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "mine.py"
         path.write_text(WRONG_CORR2D)
         env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
-        start = time.perf_counter()
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
         subprocess.run([sys.executable, "-m", "divekit", "check", f"{path}:corr2d"], env=env, capture_output=True,
                        check=False)  # fmt: skip
-        return time.perf_counter() - start
+        after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - start
+        return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
 
 
 def main() -> None:
@@ -84,18 +89,21 @@ def main() -> None:
         for case in suite.CASES:
             cases[case.concept].append(case)
     check(test_conv.corr2d, "corr2d", max_examples=2)  # warm up: imports, hypothesis's first run
-    print(f"cores: {os.cpu_count()}, torch threads while checking: 1, 40 examples per property, seed 0\n")
-    print("| concept | § | wrong implementations rejected with the expected hint | full check of a correct one (s) "
-          "| a wrong one (median s) | the mistakes |")  # fmt: skip
+    print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, torch threads while checking: 1, "
+          "40 examples per property, seed 0\n")  # fmt: skip
+    print("| concept | § | wrong implementations rejected with the expected hint | full check of a correct one, "
+          "CPU s (wall s) | rejecting a wrong one, median CPU s | the mistakes |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for concept in concepts():
         if args.concept and concept.name != args.concept:
             continue
         found = row(concept.name, cases[concept.name])
-        print(f"| `{concept.name}` | {concept.section} | {found['caught']} of {found['wrong']} | {found['full']:.2f} "
+        cpu, wall = found["full"]
+        print(f"| `{concept.name}` | {concept.section} | {found['caught']} of {found['wrong']} | {cpu:.2f} ({wall:.2f}) "
               f"| {found['wrong_median']:.2f} | {'; '.join(found['mistakes'])} |", flush=True)  # fmt: skip
-    print(f"\nend to end, `python -m divekit check mine.py:corr2d` (child process, torch imported there): "
-          f"{end_to_end():.1f} s")  # fmt: skip
+    cpu, wall = end_to_end()
+    print(f"\nend to end, `python -m divekit check mine.py:corr2d` (a wrong one; parent and child process, torch "
+          f"imported in the child): {cpu:.1f} CPU s ({wall:.1f} s wall); load average now {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

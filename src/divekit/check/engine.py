@@ -1,12 +1,11 @@
 """Run a concept's properties on a learner's object with hypothesis, and name the mistakes.
 
 Every property runs as a seeded hypothesis test (no example database, no
-deadline, a bounded number of examples). On a failure
-hypothesis shrinks the input; the smallest failing example is the one it
-replays last. A hint from the concept's catalogue is chosen when it explains
-the smallest failure and, preferably, the first failures found as well
-(larger inputs tell similar mistakes apart). The edge cases run when the
-random examples all pass.
+deadline, a bounded number of examples); its hand-picked edge cases run when
+the random examples all pass. On a failure hypothesis shrinks the input: the
+smallest failing example is the one it replays last. A hint from the
+concept's catalogue is chosen when it explains that smallest failure; when
+several do, further examples decide (larger inputs tell similar mistakes apart).
 """
 
 from __future__ import annotations
@@ -104,11 +103,8 @@ def run_property(prop: Property, subject: Any, hints: tuple[Hint, ...], *, max_e
             failures.append(failure)
             raise _Failed()
 
-    runner = settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
-                      suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                      derandomize=False, phases=PHASES)(given(prop.examples)(test))  # fmt: skip
     try:
-        hypothesis_seed(seed)(runner)()
+        _hypothesis(test, prop, max_examples=max_examples, seed=seed, phases=PHASES)()
     except _ShrunkEnough:
         pass
     except Exception:
@@ -204,11 +200,16 @@ def more_failures(prop: Property, subject: Any, *, seed: int, source: Path | str
         if failure is not None:
             found.append(failure)
 
-    quiet = settings(max_examples=count, database=None, deadline=None, verbosity=Verbosity.quiet,
-                     suppress_health_check=list(HealthCheck), phases=(Phase.generate,))  # fmt: skip
-    runner = quiet(given(prop.examples)(record))
-    hypothesis_seed(seed + 1)(runner)()
+    _hypothesis(record, prop, max_examples=count, seed=seed + 1, phases=(Phase.generate,))()
     return found
+
+
+def _hypothesis(test: Callable[[dict[str, Any]], None], prop: Property, *, max_examples: int, seed: int,
+                phases: tuple[Phase, ...]) -> Callable[[], None]:  # fmt: skip
+    """``test`` as a seeded, quiet hypothesis test over the property's examples: no database, no deadline."""
+    configured = settings(max_examples=max_examples, database=None, deadline=None, verbosity=Verbosity.quiet,
+                          suppress_health_check=list(HealthCheck), report_multiple_bugs=False, phases=phases)  # fmt: skip
+    return hypothesis_seed(seed)(configured(given(prop.examples)(test)))
 
 
 def _matches(hint: Hint, failure: Failure) -> bool:
