@@ -115,7 +115,7 @@ def test_a_run_folder_on_another_machine_does_not_import_by_itself(trained, tmp_
 def test_broken_files_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.py"
     bad.write_text("def f(:\n")
-    for spec, message in ((f"{bad}:Net", "syntax error"), (f"{tmp_path}/none.py:Net", "no such file"),
+    for spec, message in ((f"{bad}:Net", "bad.py:1: invalid syntax"), (f"{tmp_path}/none.py:Net", "no such file"),
                           ("nocolon.py", "unknown model")):  # fmt: skip
         assert main(["train", spec, *FAST]) == 2
         err = capsys.readouterr().err
