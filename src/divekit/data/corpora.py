@@ -33,6 +33,7 @@ TIME_MACHINE = RemoteFile(
     name="timemachine.txt",
     sha256="8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
     urls=("https://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt",),
+    size=178_979,
 )
 
 
