@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import secrets
 import stat
 import sys
@@ -33,6 +34,7 @@ import torch
 
 from divekit.errors import CheckpointError, DataError, DivekitError
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # a line with its ending, or the last one without
 MAX_LINE_CHARS = 1 << 20  # a prompt, a sentence or a pair longer than 1 MiB is not text a person wrote
 
 
@@ -219,32 +221,42 @@ def read_line_pieces(path: str | os.PathLike, *, piece_bytes: int, what: str,
                      error: type[DivekitError] = DataError) -> Iterator[tuple[str, bool]]:  # fmt: skip
     """Stream a UTF-8 text file as ``(text, ends_line)`` pieces of about ``piece_bytes`` bytes.
 
-    Lines split where ``str.splitlines`` splits them; their endings are
-    dropped. A line longer than ``piece_bytes`` arrives in several pieces, the
-    last with ``ends_line`` true, so a huge single line is never held whole
-    (a character cut by a piece's end moves whole to the next piece).
-    ``"-"`` reads standard input.
+    Lines end at a line feed, a carriage return or both, as in Python's
+    text files; the endings are dropped. A line longer than ``piece_bytes``
+    arrives in several pieces, the last with ``ends_line`` true (as is the
+    file's last piece), so a huge single line is never held whole (a
+    character cut by a piece's end moves whole to the next piece). ``"-"`` reads standard input. The file is opened
+    (and a device or pipe refused) at the call; it is read as it is iterated.
     """
     stdin = str(path) == "-"
     handle = sys.stdin.buffer if stdin else open_regular(path, what=what, error=error)
+    return _pieces(handle, close=not stdin, piece_bytes=piece_bytes, name=f"{what} {path}", error=error)
+
+
+def _pieces(handle: BinaryIO, *, close: bool, piece_bytes: int, name: str,
+            error: type[DivekitError]) -> Iterator[tuple[str, bool]]:  # fmt: skip
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    offset = 0
+    offset, held = 0, None
     try:
         while raw := handle.readline(piece_bytes):
             try:
                 text = decoder.decode(raw)
             except UnicodeDecodeError as err:
                 where = offset - len(decoder.getstate()[0]) + err.start
-                raise error(f"{what} {path} is not UTF-8 text (bad byte at offset {where}); convert it to UTF-8 "
+                raise error(f"{name} is not UTF-8 text (bad byte at offset {where}); convert it to UTF-8 "
                             "(e.g. with `iconv -t UTF-8`)") from err  # fmt: skip
             offset += len(raw)
-            for part in text.splitlines(keepends=True):
-                body = part.splitlines()[0]
-                yield body, len(body) < len(part)
+            for part in _LINE.findall(text):
+                if held is not None:
+                    yield held
+                body = part.rstrip("\r\n")
+                held = body, len(body) < len(part)
+        if held is not None:  # the file's last piece ends its line, with or without a line ending
+            yield held[0], True
         if decoder.getstate()[0]:
-            raise error(f"{what} {path} is not UTF-8 text (it ends inside a character); convert it to UTF-8")
+            raise error(f"{name} is not UTF-8 text (it ends inside a character); convert it to UTF-8")
     finally:
-        if not stdin:
+        if close:
             handle.close()
 
 
@@ -253,18 +265,23 @@ def read_lines(path: str | os.PathLike, *, what: str, max_line_chars: int = MAX_
     """The lines of a UTF-8 text file (``"-"``: standard input), lazily, refusing a line over ``max_line_chars``.
 
     Memory stays bounded by the longest allowed line, whatever the file holds.
+    The file is opened (and a device or pipe refused) at the call.
     """
+    pieces = read_line_pieces(path, piece_bytes=max_line_chars, what=what, error=error)
+    return _joined(pieces, limit=max_line_chars, name=f"{what} {path}", error=error)
+
+
+def _joined(pieces: Iterator[tuple[str, bool]], *, limit: int, name: str,
+            error: type[DivekitError]) -> Iterator[str]:  # fmt: skip
     number, partial = 1, ""
-    for text, ends_line in read_line_pieces(path, piece_bytes=max_line_chars, what=what, error=error):
+    for text, ends_line in pieces:
         partial += text
-        if len(partial) > max_line_chars:
-            raise error(f"{what} {path}, line {number}: longer than {max_line_chars:,} characters, the limit "
-                        "for one line; is it the right file?")  # fmt: skip
+        if len(partial) > limit:
+            raise error(f"{name}, line {number}: longer than {limit:,} characters, the limit for one line; "
+                        "is it the right file?")  # fmt: skip
         if ends_line:
             yield partial
             number, partial = number + 1, ""
-    if partial:
-        yield partial
 
 
 def _size(n: int) -> str:

@@ -24,7 +24,9 @@ def tokenize(lines: Iterable[str], token: str = "word") -> list[list[str]]:
 
 
 def count_corpus(tokens: Iterable[Any]) -> collections.Counter:
-    """Count tokens in a flat list or a list of token lists."""
+    """Count tokens in a flat list or a list of token lists (a ``Counter`` is taken as already counted)."""
+    if isinstance(tokens, collections.Counter):
+        return tokens
     tokens = list(tokens)
     if tokens and isinstance(tokens[0], list):
         tokens = [t for line in tokens for t in line]
@@ -39,7 +41,7 @@ class Vocab:
     Ties are broken by first appearance, so the order is deterministic.
 
     Args:
-        tokens: a flat list of tokens or a list of token lists.
+        tokens: a flat list of tokens, a list of token lists, or a ``Counter`` of tokens.
         min_freq: tokens seen fewer times map to ``<unk>``.
         reserved_tokens: tokens that always get an index (``<pad>``, ``<bos>``...).
     """
