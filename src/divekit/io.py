@@ -25,7 +25,6 @@ import re
 import secrets
 import stat
 import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -315,11 +314,12 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device | None = "
     kind = sniff_weights(head)
     if kind == "safetensors":
         return _load_safetensors(path, head, size, map_location)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+    try:  # a file object: torch.load would pick safetensors by the name alone
+        with open(path, "rb") as handle:
+            return torch.load(handle, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise _unpickling_error(path, kind, err) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
+    except Exception as err:  # whatever a damaged file makes the parser raise (IndexError, KeyError...) is damage
         raise CheckpointError(f"cannot read {path}: {_damage(kind, err)}") from err
 
 

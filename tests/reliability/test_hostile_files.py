@@ -68,7 +68,7 @@ def test_missing_checkpoints(copy):
 def test_truncated_checkpoint(copy):
     path = copy / "checkpoints" / "best.pt"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="truncated or not a PyTorch file"):
+    with pytest.raises(CheckpointError, match="best.pt: PyTorch.s zip archive is truncated or damaged"):
         load_run(copy)
 
 
