@@ -293,13 +293,18 @@ def _size(n: int) -> str:
 # ------------------------------------------------------------------ weights
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit on the JSON header
 TORCH_LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:13]  # what torch.save wrote before PyTorch 1.6
+PYTORCH_FORMATS = ("zip", "pickle", "unknown")  # what torch.load may read ("unknown": let it try)
+OTHER_FORMATS = ((b"\x80", "a Python pickle, not PyTorch's format"), (b"\x1f\x8b", "a gzip file"),
+                 (b"\x89HDF", "an HDF5 file (Keras .h5?)"), (b"\x93NUMPY", "a NumPy .npy file"),
+                 (b"PK\x05\x06", "an empty zip archive"))  # fmt: skip
 
 
 def load(path: str | os.PathLike, *, map_location: str | torch.device | None = "cpu") -> Any:
     """Load what :func:`save` wrote (or a safetensors file), refusing anything that is not plain data.
 
     The format is told from the content, not the name: a PyTorch zip
-    archive, PyTorch's older pickle format, or safetensors.
+    archive, PyTorch's older pickle format, or safetensors. Any other
+    format is named and refused without being parsed.
 
     Raises:
         CheckpointError: one line naming the real problem: missing, empty,
@@ -314,6 +319,8 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device | None = "
     kind = sniff_weights(head)
     if kind == "safetensors":
         return _load_safetensors(path, head, size, map_location)
+    if kind not in PYTORCH_FORMATS:
+        raise CheckpointError(f"cannot read {path}: {_damage(kind)}")
     try:  # a file object: torch.load would pick safetensors by the name alone
         with open(path, "rb") as handle:
             return torch.load(handle, map_location=map_location, weights_only=True)
@@ -324,29 +331,31 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device | None = "
 
 
 def sniff_weights(head: bytes) -> str:
-    """What the first bytes of a file say it is: ``zip``, ``safetensors``, ``pickle`` (PyTorch's legacy format),
-    or a description of another format for the error message."""
+    """What a file's first bytes say it is.
+
+    ``zip`` (PyTorch's format), ``pickle`` (PyTorch's format before 1.6),
+    ``safetensors``, ``unknown``, or a description of another format.
+    """
     if head.startswith(b"PK\x03\x04"):
         return "zip"
     if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2:
         return "safetensors"
     if head.startswith(TORCH_LEGACY_MAGIC):
         return "pickle"
-    for magic, name in ((b"\x80", "a Python pickle, not PyTorch's format"), (b"\x1f\x8b", "a gzip file"), (b"\x89HDF", "an HDF5 file (Keras .h5?)"),
-                        (b"\x93NUMPY", "a NumPy .npy file"), (b"PK\x05\x06", "an empty zip archive")):  # fmt: skip
+    for magic, name in OTHER_FORMATS:
         if head.startswith(magic):
             return name
     printable = sum(32 <= b < 127 or b in b"\t\r\n" for b in head)
-    return "a text file" if head and printable == len(head) else "an unknown format"
+    return "a text file" if head and printable == len(head) else "unknown"
 
 
-def _damage(kind: str, err: BaseException) -> str:
-    detail = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
+def _damage(kind: str, err: BaseException | None = None) -> str:
+    detail = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0] if err else ""
     if kind == "zip":
         return f"PyTorch's zip archive is truncated or damaged ({detail}); save or copy it again"
     if kind == "pickle":
-        return f"the pickled data is truncated or damaged ({detail or type(err).__name__}); save or copy it again"
-    return f"it is not a PyTorch or safetensors file (it looks like {kind})"
+        return f"the pickled data is truncated or damaged ({detail}); save or copy it again"
+    return f"it is not a PyTorch or safetensors file (it looks like {'an unknown format' if kind == 'unknown' else kind})"
 
 
 def _unpickling_error(path: Path, kind: str, err: pickle.UnpicklingError) -> CheckpointError:
