@@ -28,7 +28,7 @@ def _temporary_folder(tmp_path, monkeypatch):
     """Temporary tracebacks land in this test's own folder."""
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
+    monkeypatch.delenv("DIVEKIT_TRACEBACK", raising=False)
 
 
 def one_line(capsys) -> str:
@@ -45,7 +45,7 @@ def saved_path(err: str) -> Path:
 def test_an_unexpected_exception_is_one_line_with_a_saved_traceback(monkeypatch, capsys, tmp_path):
     """Before: a 20-line traceback and exit status 1."""
     monkeypatch.setattr(info, "run_models", boom)
-    assert main(["models"]) == cli.UNEXPECTED_EXIT == 70
+    assert main(["models"]) == 70 == cli.UNEXPECTED_EXIT
     err = one_line(capsys)
     assert "unexpected RuntimeError in `divekit models` (boom at step 3)" in err and "second line" not in err
     assert "DIVEKIT_TRACEBACK=1" in err and "report it" in err
@@ -97,7 +97,7 @@ def test_nowhere_to_save_still_gives_one_line(monkeypatch, capsys, tmp_path):
 
 def test_the_environment_variable_shows_the_traceback(monkeypatch, capsys):
     monkeypatch.setattr(info, "run_models", boom)
-    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
+    monkeypatch.setenv("DIVEKIT_TRACEBACK", "1")
     assert main(["models"]) == 70
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):") and "RuntimeError: boom at step 3" in err

@@ -8,7 +8,8 @@ import torch
 from divekit.data.text import Vocab
 from divekit.errors import CheckpointError, ConfigError
 from divekit.models import create_model
-from divekit.inference.generate import BidirectionalWarning, TextGenerator, check_sampling, pick_next
+from divekit.inference import generate
+from divekit.inference.generate import BidirectionalWarning, TextGenerator, pick_next
 
 
 @pytest.fixture
@@ -76,13 +77,13 @@ def test_empty_prefix_and_bidirectional_warning(generator):
 @pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -float("inf"), -1.0, -1e-300, True, "0.5"])
 def test_impossible_temperatures_are_refused(temperature):
     with pytest.raises(ConfigError, match="temperature must be a finite number >= 0"):
-        check_sampling(temperature=temperature)
+        generate.check_sampling(temperature=temperature)
 
 
 @pytest.mark.parametrize("top_k", [0, -3, 2.5, True, "5"])
 def test_impossible_top_k_is_refused(top_k):
     with pytest.raises(ConfigError, match="top_k must be an integer >= 1"):
-        check_sampling(temperature=1.0, top_k=top_k)
+        generate.check_sampling(temperature=1.0, top_k=top_k)
 
 
 @pytest.mark.parametrize("temperature", [1e-30, 1e-45, 1e-300, 5e-324])
