@@ -35,7 +35,7 @@ from divekit.errors import CheckpointError, DataError, DivekitError
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # a line with its ending, or the last one without
 MAX_LINE_CHARS = 1 << 20  # a prompt, a sentence or a pair longer than 1 MiB is not text a person wrote
-MAX_CONFIG_BYTES = 1 << 20  # config, task and vocabulary files of a run are kilobytes; 1 MiB is far beyond
+MAX_CONFIG_BYTES = 1 << 20  # a config file (config.json, --config, task.json) is a few kilobytes; 1 MiB is far beyond
 
 
 class DiskWriteError(DivekitError):
