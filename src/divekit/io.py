@@ -27,11 +27,12 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
-
-import torch
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from divekit.errors import CheckpointError, DataError, DivekitError
+
+if TYPE_CHECKING:
+    import torch
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")  # a line with its ending, or the last one without
 MAX_LINE_CHARS = 1 << 20  # a prompt, a sentence or a pair longer than 1 MiB is not text a person wrote
@@ -152,6 +153,8 @@ def save(obj: Any, path: str | os.PathLike, *, writer: Callable[[Any, IO], None]
     ``writer`` defaults to ``torch.save``; it exists so tests can simulate a
     crash halfway through a write.
     """
+    import torch  # here, not at the top: readers and the run lock import this module and need no torch
+
     writer = writer or torch.save
     with atomic_open(path, "wb") as handle:
         writer(obj, handle)
@@ -322,6 +325,8 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device | None = "
         return _load_safetensors(path, head, size, map_location)
     if kind not in PYTORCH_FORMATS:
         raise CheckpointError(f"cannot read {path}: {_damage(kind)}")
+    import torch
+
     try:  # a file object: torch.load would pick safetensors by the name alone
         with open(path, "rb") as handle:
             return torch.load(handle, map_location=map_location, weights_only=True)
