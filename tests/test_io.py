@@ -350,3 +350,15 @@ def _legacy_checkpoint() -> bytes:
 def test_legacy_format_still_loads(tmp_path):
     (tmp_path / "old.pt").write_bytes(_legacy_checkpoint())
     assert io.load(tmp_path / "old.pt")["w"].shape == (50, 50)
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 5])
+def test_a_crlf_cut_by_a_piece_end_is_one_line_end(tmp_path, piece):
+    """Found by fuzzing: with 1-byte pieces, b"\\r\\n" came back as two lines."""
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"ab\r\ncd\r\n\r\ne")
+    pieces = list(io.read_line_pieces(path, piece_bytes=piece, what="input file"))
+    assert "".join(t for t, _ in pieces) == "abcde" and [end for _, end in pieces].count(True) == 4
+    assert list(io.read_lines(path, what="input file", max_line_chars=2)) == ["ab", "cd", "", "e"]
+    path.write_bytes(b"\r\n")
+    assert list(io.read_lines(path, what="input file", max_line_chars=1)) == [""]

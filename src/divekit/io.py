@@ -239,7 +239,7 @@ def read_line_pieces(path: str | os.PathLike, *, piece_bytes: int, what: str,
 def _pieces(handle: BinaryIO, *, close: bool, piece_bytes: int, name: str,
             error: type[DivekitError]) -> Iterator[tuple[str, bool]]:  # fmt: skip
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    offset, held = 0, None
+    offset, held, after_cr = 0, None, False
     try:
         while raw := handle.readline(piece_bytes):
             try:
@@ -249,6 +249,9 @@ def _pieces(handle: BinaryIO, *, close: bool, piece_bytes: int, name: str,
                 raise error(f"{name} is not UTF-8 text (bad byte at offset {where}); convert it to UTF-8 "
                             "(e.g. with `iconv -t UTF-8`)") from err  # fmt: skip
             offset += len(raw)
+            if after_cr and text.startswith("\n"):  # a "\r\n" that a piece's end cut in two is one line end
+                text = text[1:]
+            after_cr = text.endswith("\r")
             for part in _LINE.findall(text):
                 if held is not None:
                     yield held
