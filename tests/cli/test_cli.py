@@ -1,6 +1,7 @@
 """The command line, in process (fast) and, where signals and exit codes matter, as a real process."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -130,3 +131,42 @@ def test_signals_save_a_checkpoint_and_exit_with_a_distinct_code(tmp_path, sig, 
                               "--epochs", "3", "--no-progress"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert [r["epoch"] for r in json.loads((folder / "metrics.json").read_text())] == [1, 2, 3]
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """Record the command torchrun would be started with instead of replacing this process."""
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: calls.append(argv))
+    monkeypatch.delenv("RANK", raising=False)
+    return calls
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def test_nproc_above_the_cores_is_refused_unless_asked(launched, monkeypatch, capsys):
+    """Before: --nproc 64 started 64 processes of ~800 MB each."""
+    cores = _cores()
+    monkeypatch.setattr("sys.argv", ["divekit", "train", "mlp", "--nproc", str(cores + 1), "--epochs", "1"])
+    assert main(["train", "mlp", "--nproc", str(cores + 1), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--nproc {cores + 1} is more than the {cores} CPU core(s)" in err
+    assert "--oversubscribe" in err and launched == []
+    assert main(["train", "mlp", "--nproc", str(cores + 1), "--epochs", "1", "--oversubscribe"]) == 0
+    assert main(["train", "mlp", "--nproc", str(cores), "--epochs", "1"]) == 0
+    first, second = launched
+    assert f"--nproc_per_node={cores + 1}" in first and f"--nproc_per_node={cores}" in second
+    assert "--nproc" not in first and "--oversubscribe" not in first and first[-4:] == ["train", "mlp", "--epochs", "1"]
+
+
+def test_nproc_on_gpus_is_bounded_by_the_gpu_count(launched, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr("sys.argv", ["divekit", "train", "mlp", "--nproc", "3"])
+    assert main(["train", "mlp", "--nproc", "3", "--device", "cuda"]) == 2
+    assert "--nproc 3 is more than the 2 GPU(s)" in capsys.readouterr().err
+    assert main(["train", "mlp", "--nproc", "2", "--device", "cuda"]) == 0 and len(launched) == 1

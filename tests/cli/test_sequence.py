@@ -102,3 +102,92 @@ def test_forecast_plots_k_step_predictions(tmp_path, capsys, char_run):
     assert main(["forecast", str(char_run)]) == 2
     assert main(["generate", str(tmp_path / "ar"), "--prefix", "x"]) == 2
     assert "needs a language model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
+    (["--temperature", "inf"], "--temperature must be a finite number >= 0"),
+    (["--temperature", "1e400"], "--temperature must be a finite number >= 0"),
+    (["--temperature", "-0.5"], "--temperature must be a finite number >= 0"),
+    (["--top-k", "0"], "--top-k must be an integer >= 1"),
+    (["--temperature", "0.8", "--top-k", "-2"], "--top-k must be an integer >= 1"),
+    (["--seed", str(2**64)], "--seed must fit in 64 bits"),
+    (["--length", "-1"], "--length must be >= 0"),
+])  # fmt: skip
+def test_every_sampling_option_is_checked_before_any_output(char_run, capsys, options, message):
+    """Before: nan was a RuntimeError traceback; a negative temperature or --top-k 0 was refused after the prefix."""
+    capsys.readouterr()
+    assert main(["generate", str(char_run), "--prefix", "time", "--prefix", "he", *options]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
+
+
+def test_a_tiny_temperature_is_greedy(char_run, capsys):
+    capsys.readouterr()
+    assert main(["generate", str(char_run), "--prefix", "time", "--length", "20"]) == 0
+    greedy = capsys.readouterr().out
+    for tiny in ("1e-45", "1e-300"):
+        assert main(["generate", str(char_run), "--prefix", "time", "--length", "20", "--temperature", tiny]) == 0
+        assert capsys.readouterr().out == greedy
+
+
+def test_a_prefix_without_tokens_is_refused_before_it_is_printed(char_run, capsys):
+    capsys.readouterr()
+    assert main(["generate", str(char_run), "--prefix", "1234 !!", "--length", "5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no tokens after cleaning" in captured.err
+
+
+@pytest.fixture
+def special_file(tmp_path, request):
+    """A device, a named pipe without a writer, a folder, or a file whose single line is 2 MB."""
+    import os
+
+    kind = request.param
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        return tmp_path / "pipe", "a named pipe"
+    if kind == "folder":
+        return tmp_path, "a folder"
+    if kind == "long line":
+        (tmp_path / "long.txt").write_text("x" * 2_000_000)
+        return tmp_path / "long.txt", "longer than 1,048,576 characters"
+    return kind, "a character device"
+
+
+@pytest.mark.parametrize("special_file", ["/dev/zero", "/dev/urandom", "fifo", "folder", "long line"],
+                         indirect=True)  # fmt: skip
+def test_a_prompts_file_that_is_not_a_text_file_is_one_line(char_run, capsys, special_file):
+    """Before: /dev/zero or a 200 MB line ended in MemoryError, a FIFO hung. Now one line, and nothing printed."""
+    path, message = special_file
+    capsys.readouterr()
+    assert main(["generate", str(char_run), "--prompts", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("divekit: error:") and captured.err.count("\n") == 1 and message in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("special_file", ["/dev/zero", "/dev/urandom", "fifo", "folder"], indirect=True)
+def test_ngrams_of_a_device_pipe_or_folder_is_one_line(capsys, special_file):
+    """Before: `divekit ngrams /dev/zero` reached 23 GB of memory; a FIFO hung."""
+    path, message = special_file
+    assert main(["ngrams", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("divekit: error:") and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("text", ["!!! ... ???\n", "1914-1918\n"])
+def test_ngrams_of_a_text_without_letters_says_so(tmp_path, capsys, text):
+    (tmp_path / "p.txt").write_text(text)
+    assert main(["ngrams", str(tmp_path / "p.txt")]) == 2
+    assert "no tokens after cleaning" in capsys.readouterr().err
+    assert main(["ngrams", str(tmp_path / "p.txt"), "--normalize", "none"]) == 0
+
+
+def test_training_on_a_text_without_letters_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    """Before: ValueError: __len__() should return >= 0, a traceback from the batch sampler."""
+    (tmp_path / "p.txt").write_text("!!! ... ???\n" * 100)
+    assert main(["train", "rnn-lm", "--data", "text-file", "--data-dir", str(tmp_path / "p.txt"), "--epochs", "1",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no tokens after cleaning" in err and not (tmp_path / "run").exists()

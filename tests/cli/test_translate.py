@@ -51,7 +51,7 @@ def test_translate_streams_a_file_with_references(runs, tmp_path, capsys):
 
 
 def test_translate_reads_stdin(runs, capsys, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO("five\nsix\n"))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"five\nsix\n")))  # a real stdin has .buffer
     assert main(["translate", str(runs / "seq2seq"), "--input", "-"]) == 0
     assert [line.split(" => ")[0] for line in capsys.readouterr().out.splitlines()] == ["five", "six"]
 
@@ -91,3 +91,28 @@ def test_kernel_regression_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "non-parametric (w = 1): test MSE" in out and "parametric (learned w" in out
     assert len(list(tmp_path.glob("*.png"))) == 4
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder", "long line", "latin-1"])
+def test_an_input_file_that_is_not_a_text_file_is_one_line(runs, tmp_path, capsys, special):
+    """Before: /dev/zero or a 200 MB line ended in MemoryError, and a FIFO hung."""
+    import os
+
+    message = {"/dev/zero": "a character device", "fifo": "a named pipe", "folder": "a folder",
+               "long line": "longer than 1,048,576 characters", "latin-1": "not UTF-8"}[special]  # fmt: skip
+    path = special
+    if special == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif special == "folder":
+        path = tmp_path
+    elif special == "long line":
+        path = tmp_path / "long.txt"
+        path.write_text("seven " * 400_000)
+    elif special == "latin-1":
+        path = tmp_path / "latin.txt"
+        path.write_bytes("sept été\n".encode("latin-1"))
+    assert main(["translate", str(runs / "seq2seq"), "--input", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("divekit: error:") and captured.err.count("\n") == 1
+    assert message in captured.err

@@ -63,3 +63,98 @@ def test_an_empty_lock_left_by_a_process_killed_while_writing_it_is_taken_over(t
     started = time.monotonic()
     with RunLock(tmp_path):
         assert time.monotonic() - started >= 0.9
+
+
+CORRUPT_LOCKS = {
+    "a JSON list": b"[1, 2]",
+    "a number": b"42",
+    "a string": b'"me"',
+    "null": b"null",
+    "a non-numeric pid": json.dumps({"host": socket.gethostname(), "pid": "abc"}).encode(),
+    "a pid of 0 (would signal the whole process group)": json.dumps({"host": socket.gethostname(), "pid": 0}).encode(),
+    "a negative pid": json.dumps({"host": socket.gethostname(), "pid": -1}).encode(),
+    "a huge pid": json.dumps({"host": socket.gethostname(), "pid": 10**30}).encode(),
+    "a boolean pid": json.dumps({"host": socket.gethostname(), "pid": True}).encode(),
+    "a non-string host": json.dumps({"host": 7, "pid": 1}).encode(),
+    "a non-string start": json.dumps({"host": socket.gethostname(), "pid": 1, "start": [1]}).encode(),
+    "cut short": b'{"host": "' + socket.gethostname().encode() + b'", "pi',
+    "binary garbage": bytes(range(256)) * 4,
+    "invalid UTF-8": b'{"host": "\xff\xfe"}',
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
+    "huge (10 MB)": b'{"host": "x", "pid": 1, "pad": "' + b"x" * 10_000_000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT_LOCKS))
+def test_a_corrupt_lock_is_treated_like_an_empty_one(tmp_path, case, monkeypatch):
+    """Stale (older than the grace period): taken over. Fresh: respected for the grace period, then taken over."""
+    import os
+    import time
+
+    from divekit.engine import lock as lock_module
+
+    monkeypatch.setattr(lock_module, "EMPTY_LOCK_GRACE_S", 0.3)
+    lock = tmp_path / ".lock"
+    lock.write_bytes(CORRUPT_LOCKS[case])
+    os.utime(lock, (time.time() - 5, time.time() - 5))
+    with RunLock(tmp_path) as held:
+        assert json.loads(held.path.read_text())["pid"] == os.getpid()
+    assert not lock.exists() and list(tmp_path.iterdir()) == []
+    lock.write_bytes(CORRUPT_LOCKS[case])  # fresh: it may be being written right now
+    started = time.monotonic()
+    with RunLock(tmp_path):
+        assert time.monotonic() - started >= 0.25
+
+
+def test_a_lock_dated_in_the_future_is_not_fresh_forever(tmp_path):
+    import os
+    import time
+
+    lock = tmp_path / ".lock"
+    lock.write_bytes(b"garbage")
+    os.utime(lock, (time.time() + 3600, time.time() + 3600))
+    with RunLock(tmp_path):
+        pass
+
+
+@pytest.mark.parametrize("special", ["fifo", "folder", "device"])
+def test_something_else_in_the_locks_place_is_one_line_and_never_hangs(tmp_path, special):
+    import os
+
+    from divekit.io import DiskWriteError
+
+    lock = tmp_path / ".lock"
+    if special == "fifo":
+        os.mkfifo(lock)
+    elif special == "folder":
+        lock.mkdir()
+    else:
+        lock.symlink_to("/dev/zero")
+    with pytest.raises(DiskWriteError, match=r"lock file .*\.lock is a"):
+        RunLock(tmp_path).acquire()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_lock_folder_that_cannot_be_created_is_one_line(tmp_path, where):
+    from divekit.io import DiskWriteError
+
+    (tmp_path / "taken").write_text("x")
+    folder = tmp_path / "taken" if where == "a file" else tmp_path / "taken" / "run"
+    with pytest.raises(DiskWriteError, match=f"cannot create the folder {folder}"):
+        RunLock(folder).acquire()
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_a_lock_file_that_cannot_be_created_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from divekit.engine import lock as lock_module
+    from divekit.io import DiskWriteError
+
+    def refuse(path, flags, mode=0o777):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(lock_module.os, "open", refuse)
+    with pytest.raises(DiskWriteError, match=r"cannot create the lock file .*\.lock: Read-only file system"):
+        RunLock(tmp_path).acquire()

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the translation-pair parser, truncate_pad and Vocab."""
+"""Property-based fuzzing of the text readers (pairs, lines, corpora read in pieces), truncate_pad and Vocab."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import collections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from divekit import io
+from divekit.data import corpora
 from divekit.data.text import Vocab
 from divekit.data.translation import build_array, build_vocab, read_tab_pairs, truncate_pad
 from divekit.errors import DataError
@@ -76,6 +78,43 @@ def test_vocab_orders_and_round_trips(tokens, min_freq, reserved):
     assert Vocab.from_json(vocab.to_json()) == vocab
 
 
+prose = st.lists(st.sampled_from(list("abcXYZ é,.!-\n\r\t\u2028日") + ["\r\n", "time ", "machine"]),
+                max_size=40).map("".join)  # fmt: skip
+
+
+@settings(max_examples=CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=120) | prose.map(lambda t: t.encode("utf-8")), limit=st.integers(1, 40))
+def test_line_reader_returns_the_lines_or_one_error(tmp_path, data, limit):
+    """Any bytes: the lines Python's own text files give, or one DataError; a line over the limit never passes."""
+    RUNS["lines"] += 1
+    path = tmp_path / "any.txt"
+    path.write_bytes(data)
+    try:
+        lines = list(io.read_lines(path, what="input file", max_line_chars=limit))
+    except DataError as err:
+        assert "\n" not in str(err) and str(path) in str(err)
+        return
+    with open(path, encoding="utf-8-sig", newline=None) as handle:  # it decoded: so does Python's reader
+        expected = [line.rstrip("\r\n") for line in handle]
+    assert lines == expected and all(len(line) <= limit for line in lines)
+
+
+@settings(max_examples=CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=prose, piece=st.integers(1, 24), normalize=st.sampled_from(corpora.NORMALIZATIONS))
+def test_a_corpus_read_in_any_pieces_has_the_tokens_of_whole_lines(tmp_path, monkeypatch, text, piece, normalize):
+    """Cut anywhere (inside a line, a word, a UTF-8 character): the same characters and words as whole lines."""
+    RUNS["corpus pieces"] += 1
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text.encode("utf-8"))
+    with open(path, encoding="utf-8", newline=None) as handle:
+        whole = corpora.normalize_lines([line.rstrip("\n") for line in handle], normalize)
+    monkeypatch.setattr(corpora, "PIECE_BYTES", piece)
+    pieces = list(corpora.CleanedText(corpora.TextFile(path), normalize))
+    assert "".join(pieces) == "".join(whole)
+    assert [w for p in pieces for w in p.split()] == [w for line in whole for w in line.split()]
+
+
 def test_cases_ran():
     """How many cases each property ran (printed with pytest -s; recorded in docs/reliability.md)."""
     print(f"text fuzz cases: {dict(RUNS)}")
+    assert all(count > 0 for count in RUNS.values()) or not any(RUNS.values())

@@ -8,11 +8,14 @@ folder left behind.
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
 import struct
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from divekit.cli import main
@@ -47,6 +50,26 @@ def text_file(tmp_path: Path, content: bytes) -> list[str]:
     return ["ngrams", str(tmp_path / "book.txt")]
 
 
+def special_text(tmp_path: Path, kind: str) -> list[str]:
+    """``ngrams`` on something that is not a regular file: a device, a named pipe without a writer, a folder."""
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe")
+        return ["ngrams", str(tmp_path / "pipe")]
+    return ["ngrams", str(tmp_path) if kind == "folder" else kind]
+
+
+def letterless_corpus(tmp_path: Path) -> list[str]:
+    (tmp_path / "punctuation.txt").write_text("!!! ... ??? 1914-1918\n" * 50)
+    return ["train", "rnn-lm", "--data", "text-file", "--data-dir", str(tmp_path / "punctuation.txt"), "--epochs", "1"]
+
+
+def weights_file(tmp_path: Path, name: str, corrupt) -> list[str]:
+    from safetensors.torch import save
+
+    (tmp_path / name).write_bytes(corrupt(save({"0.weight": torch.zeros(6, 1, 5, 5)})))
+    return ["train", "lenet", "--weights", str(tmp_path / name), "--epochs", "1"]
+
+
 def config_file(tmp_path: Path, content: bytes) -> list[str]:
     (tmp_path / "config.json").write_bytes(content)
     return ["train", "lenet", "--config", str(tmp_path / "config.json")]
@@ -56,6 +79,12 @@ def image_file(tmp_path: Path, make) -> list[str]:
     path = tmp_path / "input.png"
     make(path)
     return ["predict", "RUN", "--image", str(path)]
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"0.weight": torch.zeros(6, 1, 5, 5)}, buffer)
+    return buffer.getvalue()
 
 
 class Payload:
@@ -87,12 +116,29 @@ CASES = {
     "text empty": (lambda p: text_file(p, b""), "holds no text"),
     "text UTF-16": (lambda p: text_file(p, "the time machine".encode("utf-16")), "not UTF-8 text"),
     "text binary": (lambda p: text_file(p, bytes(range(256))), "not UTF-8 text"),
+    "text /dev/zero": (lambda p: special_text(p, "/dev/zero"), "/dev/zero is a character device"),
+    "text /dev/urandom": (lambda p: special_text(p, "/dev/urandom"), "/dev/urandom is a character device"),
+    "text named pipe": (lambda p: special_text(p, "fifo"), "is a named pipe (FIFO)"),
+    "text folder": (lambda p: special_text(p, "folder"), "is a folder"),
+    "text without letters": (lambda p: letterless_corpus(p), "no tokens after cleaning"),
+    "pairs a 2 MB line": (lambda p: pairs_file(p, b"go .\tva !\n" + b"x" * 2_000_000 + b"\tlong\n"),
+                          "line 2: longer than 1,048,576 characters"),
+    # weights files (--weights)
+    "weights safetensors, huge header": (lambda p: weights_file(p, "w.safetensors", lambda b: b"\xff" * 7 + b"\x0f"
+                                                                + b[8:]), "header claims"),
+    "weights safetensors bytes as a .pt": (lambda p: weights_file(p, "best.pt", lambda b: (10**15).to_bytes(8, "little")
+                                                                  + b[8:]), "a safetensors file whose header"),
+    "weights safetensors cut short": (lambda p: weights_file(p, "w.safetensors", lambda b: b[:-7]),
+                                      "corrupt safetensors file"),
+    "weights truncated zip": (lambda p: weights_file(p, "w.pt", lambda b: _zip()[:-50]), "zip archive is truncated"),
+    "weights a Python pickle": (lambda p: weights_file(p, "w.pt", lambda b: pickle.dumps({"w": 1})),
+                                "a Python pickle, not PyTorch's format"),
     # config files
     "config empty": (lambda p: config_file(p, b""), "config.json"),
     "config broken JSON": (lambda p: config_file(p, b'{"optim": {"lr": '), "not valid JSON"),
     "config unknown key": (lambda p: config_file(p, b'{"optim": {"lrr": 0.1}}'), "lrr"),
     "config wrong type": (lambda p: config_file(p, b'{"optim": {"lr": "fast"}}'), "lr"),
-    "config UTF-16": (lambda p: config_file(p, '{"optim": {}}'.encode("utf-16")), "not valid JSON"),
+    "config UTF-16": (lambda p: config_file(p, '{"optim": {}}'.encode("utf-16")), "not UTF-8 text"),
     # images given to predict
     "image empty": (lambda p: image_file(p, lambda f: f.write_bytes(b"")), "input.png"),
     "image text": (lambda p: image_file(p, lambda f: f.write_text("not an image")), "input.png"),

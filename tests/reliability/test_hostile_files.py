@@ -51,10 +51,10 @@ def test_corrupt_config_json(copy, content, capsys):
 
 def test_missing_or_corrupt_task_json(copy):
     (copy / "task.json").write_text("{broken")
-    with pytest.raises(CheckpointError, match="task.json is missing or corrupt"):
+    with pytest.raises(CheckpointError, match="task.json is corrupt"):
         load_run(copy)
     (copy / "task.json").unlink()
-    with pytest.raises(CheckpointError, match="task.json is missing or corrupt"):
+    with pytest.raises(CheckpointError, match="task.json.*(no such file|does not exist)"):
         load_run(copy)
 
 
@@ -67,7 +67,7 @@ def test_missing_checkpoints(copy):
 def test_truncated_checkpoint(copy):
     path = copy / "checkpoints" / "best.pt"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="truncated or not a PyTorch file"):
+    with pytest.raises(CheckpointError, match="best.pt: PyTorch.s zip archive is truncated or damaged"):
         load_run(copy)
 
 
@@ -88,7 +88,7 @@ def test_bad_config_files_are_refused(tmp_path, text):
 def test_config_file_in_the_wrong_encoding(tmp_path):
     path = tmp_path / "c.json"
     path.write_bytes('{"model": {"name": "mlp"}, "x": "é"}'.encode("utf-16"))
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
         resolve_config("mlp", config_file=path)
 
 

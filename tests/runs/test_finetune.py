@@ -124,3 +124,94 @@ def test_from_pretrained_python_api(torchvision_file):
     assert torch.equal(model.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 2)
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pretrained") / "run"
+    train(resolve_config("lenet-bn", data="digits", overrides=FAST), out_dir=folder, log=lambda message: None)
+    return folder
+
+
+def test_an_exported_safetensors_file_is_a_weights_file(lenet_run, tmp_path):
+    from divekit.runs.export import export_weights
+
+    exported = export_weights(lenet_run, tmp_path / "lenet.safetensors")
+    pretrained = ckpt.load_checkpoint(lenet_run / "checkpoints" / "best.pt")["model"]
+    for path in (exported, shutil.copyfile(exported, tmp_path / "renamed.pt")):  # told from content, not name
+        weights, name = finetune.read_pretrained(path)
+        assert name is None and all(torch.equal(weights[k], v) for k, v in pretrained.items())
+
+
+def _safetensors_bytes(tmp_path) -> bytes:
+    from safetensors.torch import save_file
+
+    save_file({"0.weight": torch.zeros(6, 1, 5, 5)}, tmp_path / "w.safetensors")
+    return (tmp_path / "w.safetensors").read_bytes()
+
+
+CORRUPT_WEIGHTS = {
+    "safetensors with a huge declared header": (
+        lambda b: (10**15).to_bytes(8, "little") + b[8:], "header claims 1,000,000,000,000,000 bytes"),
+    "safetensors cut short": (lambda b: b[:-10], "corrupt safetensors file"),
+    "safetensors with a broken header": (lambda b: b[:9] + b"\x00" * (len(b) - 9), "corrupt safetensors file"),
+    "a truncated zip checkpoint": (lambda b: _zip_bytes()[:-100], "zip archive is truncated or damaged"),
+    "a zip checkpoint cut to its start": (lambda b: _zip_bytes()[:64], "zip archive is truncated or damaged"),
+    "a Python pickle": (lambda b: __import__("pickle").dumps({"w": 1}), "a Python pickle, not PyTorch's format"),
+    "text": (lambda b: b"these are not weights\n", "looks like a text file"),
+    "an empty file": (lambda b: b"", "is empty"),
+}
+
+
+def _zip_bytes() -> bytes:
+    import io as stdlib_io
+
+    buffer = stdlib_io.BytesIO()
+    torch.save({"0.weight": torch.zeros(6, 1, 5, 5)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["weights.safetensors", "best.pt"])
+@pytest.mark.parametrize("case", list(CORRUPT_WEIGHTS))
+def test_every_weights_parse_error_is_one_line_naming_the_problem(tmp_path, name, case):
+    """Before: a SafetensorError traceback, or the same bytes as best.pt reported as 'pickled objects'."""
+    corrupt, message = CORRUPT_WEIGHTS[case]
+    path = tmp_path / name
+    path.write_bytes(corrupt(_safetensors_bytes(tmp_path)))
+    with pytest.raises(CheckpointError) as err:
+        finetune.read_pretrained(path)
+    text = str(err.value)
+    assert message in text and "\n" not in text and "pickled objects" not in text, text
+
+
+def test_a_corrupt_best_pt_in_a_run_folder_names_the_file(lenet_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(lenet_run, copy)
+    (copy / "checkpoints" / "best.pt").write_bytes(_safetensors_bytes(tmp_path)[:-10])
+    with pytest.raises(CheckpointError, match=r"best\.pt: corrupt safetensors file"):
+        finetune.read_pretrained(copy)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"format": "divekit-checkpoint", "version": 1}, "it holds nothing usable"),
+    ({"model": {"w": torch.ones(1)}, "epoch": 3}, "'model' (dict), 'epoch' (int)"),
+    ([torch.ones(1)], "it holds a list"),
+    (torch.ones(3), "it holds a Tensor"),
+    ({}, "an empty mapping"),
+])  # fmt: skip
+def test_a_file_of_plain_data_that_is_not_weights_says_what_it_holds(tmp_path, content, message):
+    torch.save(content, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="holds no state_dict") as err:
+        finetune.read_pretrained(tmp_path / "w.pt")
+    assert message in str(err.value)
+
+
+def test_corrupt_weights_through_the_cli_are_one_line_and_leave_no_run(tmp_path, capsys):
+    from divekit.cli import main
+
+    (tmp_path / "w.safetensors").write_bytes((10**15).to_bytes(8, "little") + _safetensors_bytes(tmp_path)[8:])
+    code = main(["train", "lenet-bn", "--data", "digits", "--weights", str(tmp_path / "w.safetensors"),
+                 "--epochs", "1", "--no-progress", "--out", str(tmp_path / "run")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("divekit: error:") and err.count("\n") == 1 and "header claims" in err
+    assert not (tmp_path / "run").exists()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from divekit.cli.common import add_model_file
-from divekit.errors import ConfigError
+from divekit.errors import ConfigError, DataError
 
 ORDER_NAMES = {1: "unigrams", 2: "bigrams", 3: "trigrams"}
 
@@ -76,7 +78,10 @@ def run_ngrams(args: argparse.Namespace) -> int:
     if args.top < 0 or any(n < 1 for n in args.orders):
         raise ConfigError("--top must be >= 0 and every order at least 1")
     corpus = load_text(args.corpus, data_dir=args.data_dir, download=args.download, mirror=args.mirror)
-    tokens = [t for line in tokenize(corpus.lines(args.normalize), args.token) for t in line]
+    tokens = [t for line in corpus.lines(args.normalize) for t in tokenize((line,), args.token)[0]]
+    if not tokens:
+        raise DataError(f"no tokens after cleaning: {corpus.source} holds no {args.token} tokens once cleaned "
+                        f"(--normalize {args.normalize}); use a text with letters, or --normalize none")
     print(f"{corpus.name}: {len(tokens):,} {args.token} tokens")
     frequencies = {}
     for n in args.orders:
@@ -99,21 +104,27 @@ def _show(gram: Any, token: str) -> str:
 
 
 # ---------------------------------------------------------------- generate
-def _prompts(args: argparse.Namespace):
-    yield from args.prefix
-    if args.prompts:
-        handle = sys.stdin if args.prompts == "-" else _open_prompts(args.prompts)
-        with handle:
-            for line in handle:
-                if line.strip():
-                    yield line.rstrip("\r\n")
+def _prompts(args: argparse.Namespace) -> Iterator[str]:
+    """The --prefix texts, then the non-blank lines of --prompts; the file is opened (and checked) at the call."""
+    from divekit.io import read_lines
+
+    lines = read_lines(args.prompts, what="prompts file", error=ConfigError) if args.prompts else iter(())
+    return itertools.chain(args.prefix, (line for line in lines if line.strip()))
 
 
-def _open_prompts(path: str):
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read prompts from {path}: {err.strerror or err}") from err
+def _check_generate_options(args: argparse.Namespace) -> float:
+    """Every option checked before anything is loaded or printed; returns the temperature to use."""
+    from divekit.inference.generate import check_sampling
+
+    if not args.prefix and not args.prompts:
+        raise ConfigError('give text to continue with --prefix "time traveller" or --prompts FILE')
+    if args.length < 0:
+        raise ConfigError(f"--length must be >= 0, got {args.length}")
+    if not -(2**63) <= args.seed < 2**64:
+        raise ConfigError(f"--seed must fit in 64 bits, got {args.seed}")
+    temperature = args.temperature if args.temperature is not None else (1.0 if args.top_k else 0.0)
+    check_sampling(temperature=temperature, top_k=args.top_k, names=("--temperature", "--top-k"))
+    return temperature
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -121,24 +132,23 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from divekit.inference.generate import TextGenerator
 
-    if not args.prefix and not args.prompts:
-        raise ConfigError('give text to continue with --prefix "time traveller" or --prompts FILE')
-    if args.length < 0:
-        raise ConfigError(f"--length must be >= 0, got {args.length}")
-    temperature = args.temperature if args.temperature is not None else (1.0 if args.top_k else 0.0)
+    temperature = _check_generate_options(args)
+    prompts = _prompts(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         generator = TextGenerator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
-                                               model_file=args.model_file)
+                                           model_file=args.model_file)
     for warning in caught:
         print(f"divekit: warning: {warning.message}", file=sys.stderr)
     rng = torch.Generator().manual_seed(args.seed)
     live = sys.stdout.isatty()
     separator = "" if generator.token == "char" else " "
-    for prefix in _prompts(args):
+    for prefix in prompts:
+        # stream() checks the prefix at the call, so a prefix that cannot be continued is not printed first
+        pieces = generator.stream(prefix, length=args.length, temperature=temperature, top_k=args.top_k,
+                                  generator=rng)  # fmt: skip
         sys.stdout.write(generator.join(generator.tokens(prefix)))
-        for piece in generator.stream(prefix, length=args.length, temperature=temperature, top_k=args.top_k,
-                                      generator=rng):  # fmt: skip
+        for piece in pieces:
             sys.stdout.write(separator + piece)
             if live:
                 sys.stdout.flush()

@@ -116,7 +116,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="channels-last memory layout for images (default: on for CNNs on the CPU)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N",
-                   help="data-parallel over N processes on this machine (launches torchrun for you)")  # fmt: skip
+                   help="data-parallel over N processes on this machine (launches torchrun for you); at most one "
+                        "per GPU, or per CPU core on the CPU")  # fmt: skip
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="with --nproc: allow more processes than GPUs or CPU cores")  # fmt: skip
     add_model_file(p)
     p.set_defaults(handler=run_train)
 
@@ -182,7 +185,8 @@ def run_train(args: argparse.Namespace) -> int:
     from divekit.runs import read_run_config, resolve_config, resume, train
 
     if args.nproc is not None:
-        return launch_torchrun(args.nproc)
+        return launch_torchrun(args.nproc, device=getattr(args, _dest("train.device")),
+                               oversubscribe=args.oversubscribe)  # fmt: skip
     overrides = explicit_overrides(args)
     if args.resume:
         if args.out is None:
@@ -203,26 +207,46 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def launch_torchrun(nproc: int) -> int:
-    """Re-run this very command under ``torchrun --standalone --nproc_per_node N`` (PyTorch's launcher)."""
+def launch_torchrun(nproc: int, *, device: str | None = None, oversubscribe: bool = False) -> int:
+    """Re-run this very command under ``torchrun --standalone --nproc_per_node N`` (PyTorch's launcher).
+
+    Each process holds a whole copy of the model and the data (~800 MB with
+    PyTorch itself), so more processes than GPUs (or, on the CPU, than the
+    cores this process may use) are refused unless ``oversubscribe``.
+    """
     if nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     if "RANK" in os.environ:
         raise ConfigError("--nproc cannot be used inside torchrun; torchrun already started the processes")
-    argv = sys.argv[1:]
+    limit, what = _process_limit(device or "auto")
+    if nproc > limit and not oversubscribe:
+        raise ConfigError(f"--nproc {nproc} is more than the {limit} {what} here; each process holds a copy of the "
+                          f"model and the data: use --nproc {limit} or fewer, or add --oversubscribe if you mean it")
     rest: list[str] = []
     skip = False
-    for item in argv:
+    for item in sys.argv[1:]:
         if skip:
             skip = False
         elif item == "--nproc":
             skip = True
-        elif not item.startswith("--nproc="):
+        elif not item.startswith("--nproc=") and item != "--oversubscribe":
             rest.append(item)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "divekit", *rest]  # fmt: skip
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _process_limit(device: str) -> tuple[int, str]:
+    """How many processes the device allows: one per GPU, else one per CPU core this process may use."""
+    import torch
+
+    from divekit.device import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.device_count(), "GPU(s)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores, "CPU core(s) this process may use"
 
 
 def print_result(result: Any) -> None:

@@ -47,19 +47,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_lines(path: str) -> Iterator[tuple[str, str | None]]:
-    """``(source, reference or None)`` per non-blank line, read lazily."""
-    try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from err
-    with handle:
-        try:
-            for line in handle:
-                columns = line.rstrip("\r\n").split("\t")
-                if columns[0].strip():
-                    yield columns[0], columns[1] if len(columns) > 1 and columns[1].strip() else None
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not UTF-8 text ({err})") from err
+    """``(source, reference or None)`` per non-blank line, read lazily; the file is opened (and checked) at the call."""
+    from divekit.io import read_lines
+
+    lines = read_lines(path, what="input file", error=DataError)
+    return ((c[0], c[1] if len(c) > 1 and c[1].strip() else None) for c in (line.split("\t") for line in lines)
+            if c[0].strip())  # fmt: skip
 
 
 def _inputs(args: argparse.Namespace) -> Iterator[tuple[str, str | None]]:

@@ -41,6 +41,7 @@ ARCHIVE = RemoteFile(
     "cifar-10-python.tar.gz",
     "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
     ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    size=170_498_071,
 )
 BATCH_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

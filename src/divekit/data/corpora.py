@@ -10,13 +10,20 @@
 A corpus keeps its raw lines; :func:`normalize_lines` cleans them as the
 book's reader does (``letters``: every run of non-letters becomes one space,
 then strip and lowercase) or leaves them as they are (``none``).
+
+A text file is never held whole: it is read again, in pieces of about
+:data:`PIECE_BYTES`, each time its lines are used, so memory is bounded by
+what is kept (the vocabulary and the first ``max_tokens`` ids), not by the
+file, even when the file is one huge line.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +33,18 @@ from divekit.data.download import RemoteFile, dataset_folder, download
 from divekit.data.registry import register_dataset
 from divekit.data.text import Vocab, tokenize
 from divekit.errors import ConfigError, DataError
+from divekit.io import read_line_pieces
 
 _NON_LETTERS = re.compile("[^A-Za-z]+")
+_UNFINISHED = {"letters": re.compile("[A-Za-z]+$"), "none": re.compile(r"\S+$")}  # a word a piece may cut
+PIECE_BYTES = 1 << 20  # a line longer than this is handled in pieces, cut between words
+LONGEST_WORD = 1 << 20  # characters: a "word" longer than this is cut too (a text's real words are far shorter)
 
 TIME_MACHINE = RemoteFile(
     name="timemachine.txt",
     sha256="8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
     urls=("https://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt",),
+    size=178_979,
 )
 
 
@@ -50,23 +62,84 @@ def normalize_lines(lines: Iterable[str], mode: str = "letters") -> list[str]:
     return [normalize_line(line, mode) for line in lines]
 
 
+def normalize_pieces(pieces: Iterable[tuple[str, bool]], mode: str = "letters") -> Iterator[str]:
+    """:func:`normalize_line` over lines that arrive in ``(text, ends_line)`` pieces, in bounded memory.
+
+    ``pieces`` come as :func:`divekit.io.read_line_pieces` gives them (the
+    last one ends its line). Yields one string per whole line, exactly ``normalize_line(line)``. A
+    line cut into pieces yields several strings, cut between words, whose
+    characters and words, read in order, are those of the whole cleaned line
+    (only a "word" longer than :data:`LONGEST_WORD` is itself cut, which
+    keeps its characters but splits it into words).
+    """
+    normalize_line("", mode)  # refuse an unknown mode before reading anything
+    carry, started, glued = "", False, False
+    for text, ends_line in pieces:
+        text, carry = carry + text, ""
+        cut_word = False
+        if not ends_line:  # keep the word this piece may cut for the next one
+            unfinished = _UNFINISHED[mode].search(text)
+            if unfinished and len(unfinished.group()) <= LONGEST_WORD:
+                carry, text = unfinished.group(), text[: unfinished.start()]
+            cut_word = unfinished is not None and not carry
+        out = normalize_line(text, mode)
+        if mode == "letters" and started and out and not (glued and text[:1].isascii() and text[:1].isalpha()):
+            out = " " + out  # the space the whole line had between the previous piece's last word and this one
+        started, glued = (started or bool(out)) and not ends_line, cut_word
+        yield out
+
+
+class TextFile:
+    """The lines of a UTF-8 text file, read afresh (and lazily) each time they are iterated.
+
+    A line longer than :data:`PIECE_BYTES` comes as several strings.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pieces(self) -> Iterator[tuple[str, bool]]:
+        return read_line_pieces(self.path, piece_bytes=PIECE_BYTES, what="text file")
+
+    def __iter__(self) -> Iterator[str]:
+        return (text for text, _ in self.pieces())
+
+
+class CleanedText:
+    """A text file's lines cleaned with ``normalize``, re-read lazily on every iteration (see :func:`normalize_pieces`)."""
+
+    def __init__(self, source: TextFile, normalize: str) -> None:
+        normalize_line("", normalize)
+        self.source, self.normalize = source, normalize
+
+    def __iter__(self) -> Iterator[str]:
+        return normalize_pieces(self.source.pieces(), self.normalize)
+
+
 @dataclass
 class TextCorpus:
     """The raw lines of a text, for the ``text`` task (language modelling).
 
     Attributes:
         name: the data set's name (or the file's name).
-        raw_lines: the text's lines, without line endings.
+        raw_lines: the text's lines, without line endings: a list, or a
+            :class:`TextFile` read lazily.
         source: where it came from (a path, or ``embedded``).
     """
 
     name: str
-    raw_lines: list[str]
+    raw_lines: Sequence[str] | TextFile
     source: str
     task: str = "language-model"
 
-    def lines(self, normalize: str = "letters") -> list[str]:
-        """The lines cleaned with ``normalize`` (see :func:`normalize_line`)."""
+    def lines(self, normalize: str = "letters") -> list[str] | CleanedText:
+        """The lines cleaned with ``normalize`` (see :func:`normalize_line`).
+
+        A list for a text in memory; for a file, a :class:`CleanedText` that
+        reads the file again each time it is iterated, in bounded memory.
+        """
+        if isinstance(self.raw_lines, TextFile):
+            return CleanedText(self.raw_lines, normalize)
         return normalize_lines(self.raw_lines, normalize)
 
     def info(self) -> dict[str, Any]:
@@ -74,22 +147,19 @@ class TextCorpus:
 
 
 def read_text_file(path: str | os.PathLike, *, name: str | None = None) -> TextCorpus:
-    """Read a UTF-8 text file (a leading byte-order mark is dropped) into a :class:`TextCorpus`."""
+    """A UTF-8 text file (a leading byte-order mark is dropped) as a :class:`TextCorpus`, read lazily.
+
+    The file is checked once, in bounded memory, when it is named: a regular
+    file (never a device or a pipe), UTF-8 throughout, and holding some text.
+    """
     path = Path(path).expanduser()
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; name a UTF-8 text file")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: no such text file") from err
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (bad byte at offset {err.start}); convert it with "
-                        f"`iconv -t UTF-8` first") from err  # fmt: skip
-    except OSError as err:
-        raise DataError(f"{path}: cannot read it ({err.strerror or err})") from err
-    if not text.strip():
+    text = TextFile(path)
+    has_text = False
+    for piece in text:  # read to the end, so that every byte is checked
+        has_text = has_text or not piece.isspace() and piece != ""
+    if not has_text:
         raise DataError(f"{path} holds no text")
-    return TextCorpus(name or path.stem, text.splitlines(), str(path))
+    return TextCorpus(name or path.stem, text, str(path))
 
 
 def load_time_machine(*, data_dir: str | os.PathLike | None = None, download_missing: bool = False,
@@ -121,19 +191,36 @@ def build_corpus(lines: Iterable[str], *, token: str = "char", min_freq: int = 0
     """Token ids of the whole text read as one stream, and its vocabulary (the book's ``load_corpus``).
 
     The vocabulary counts every token of the text; ``max_tokens`` then keeps
-    only the first ids (the book trains on the first 10,000).
+    only the first ids (the book trains on the first 10,000). The text is
+    read twice, as a stream (counting, then the ids), so memory holds the
+    vocabulary and the kept ids only.
 
     Args:
-        lines: the (normalised) lines of the text.
+        lines: the (normalised) lines of the text, e.g. :meth:`TextCorpus.lines`.
         token: ``"char"`` or ``"word"``.
         min_freq: rarer tokens become ``<unk>``.
         max_tokens: keep only this many leading tokens (``None``: all).
+
+    Raises:
+        DataError: the text has no tokens once cleaned.
     """
-    tokens = tokenize(lines, token)
-    vocab = Vocab(tokens, min_freq=min_freq)
-    lookup = vocab.token_to_idx
-    ids = [lookup.get(t, vocab.unk) for line in tokens for t in line]
-    return (ids if max_tokens is None else ids[:max_tokens]), vocab
+    if iter(lines) is lines:  # a one-shot iterator cannot be read twice
+        lines = list(lines)
+    counts: collections.Counter = collections.Counter()
+    for line_tokens in _tokens(lines, token):
+        counts.update(line_tokens)
+    if not counts:
+        raise DataError(f"no tokens after cleaning: the text holds no {token} tokens once cleaned (task.normalize "
+                        "'letters' keeps only the letters a-z); use a text with letters, or task.normalize 'none'")
+    vocab = Vocab(counts, min_freq=min_freq)
+    lookup, unk = vocab.token_to_idx, vocab.unk
+    ids = (lookup.get(t, unk) for line_tokens in _tokens(lines, token) for t in line_tokens)
+    return list(itertools.islice(ids, max_tokens)), vocab
+
+
+def _tokens(lines: Iterable[str], token: str) -> Iterator[list[str]]:
+    for line in lines:
+        yield tokenize((line,), token)[0]
 
 
 @register_dataset(

@@ -30,12 +30,13 @@ DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 @dataclass(frozen=True)
 class IdxFile:
-    """One official IDX file: name, checksum of the .gz, MD5 of its contents, expected shape."""
+    """One official IDX file: name, checksum of the .gz, MD5 of its contents, expected shape, size of the .gz."""
 
     name: str
     gz_sha256: str
     raw_md5: str
     shape: tuple[int, ...]
+    gz_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class IdxDataset:
 
     def remote(self, key: str) -> RemoteFile:
         f = self.files[key]
-        return RemoteFile(f.name, f.gz_sha256, tuple(m + f.name for m in self.mirrors))
+        return RemoteFile(f.name, f.gz_sha256, tuple(m + f.name for m in self.mirrors), size=f.gz_size)
 
 
 FASHION_MNIST = IdxDataset(
@@ -57,16 +58,16 @@ FASHION_MNIST = IdxDataset(
     files={
         "train-images": IdxFile("train-images-idx3-ubyte.gz",
             "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-            "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28)),
+            "f4a8712d7a061bf5bd6d2ca38dc4d50a", (60000, 28, 28), gz_size=26421880),
         "train-labels": IdxFile("train-labels-idx1-ubyte.gz",
             "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-            "9018921c3c673c538a1fc5bad174d6f9", (60000,)),
+            "9018921c3c673c538a1fc5bad174d6f9", (60000,), gz_size=29515),
         "test-images": IdxFile("t10k-images-idx3-ubyte.gz",
             "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-            "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28)),
+            "8181f5470baa50b63fa0f6fddb340f0a", (10000, 28, 28), gz_size=4422102),
         "test-labels": IdxFile("t10k-labels-idx1-ubyte.gz",
             "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-            "15d484375f8d13e6eb1aabb0c3f46965", (10000,)),
+            "15d484375f8d13e6eb1aabb0c3f46965", (10000,), gz_size=5148),
     },
     mirrors=(
         "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
@@ -80,16 +81,16 @@ MNIST = IdxDataset(
     files={
         "train-images": IdxFile("train-images-idx3-ubyte.gz",
             "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-            "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28)),
+            "6bbc9ace898e44ae57da46a324031adb", (60000, 28, 28), gz_size=9912422),
         "train-labels": IdxFile("train-labels-idx1-ubyte.gz",
             "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-            "a25bea736e30d166cdddb491f175f624", (60000,)),
+            "a25bea736e30d166cdddb491f175f624", (60000,), gz_size=28881),
         "test-images": IdxFile("t10k-images-idx3-ubyte.gz",
             "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-            "2646ac647ad5339dbf082846283269ea", (10000, 28, 28)),
+            "2646ac647ad5339dbf082846283269ea", (10000, 28, 28), gz_size=1648877),
         "test-labels": IdxFile("t10k-labels-idx1-ubyte.gz",
             "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-            "27ae3e4e09519cfbb04c329615203637", (10000,)),
+            "27ae3e4e09519cfbb04c329615203637", (10000,), gz_size=4542),
     },
     mirrors=(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -6,10 +6,11 @@ import collections
 import json
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from divekit.errors import DataError
+
+MAX_VOCAB_BYTES = 64 << 20  # a word vocabulary of a large corpus runs to megabytes; 64 MiB is far beyond
 
 UNK = "<unk>"
 
@@ -24,7 +25,9 @@ def tokenize(lines: Iterable[str], token: str = "word") -> list[list[str]]:
 
 
 def count_corpus(tokens: Iterable[Any]) -> collections.Counter:
-    """Count tokens in a flat list or a list of token lists."""
+    """Count tokens in a flat list or a list of token lists (a ``Counter`` is taken as already counted)."""
+    if isinstance(tokens, collections.Counter):
+        return tokens
     tokens = list(tokens)
     if tokens and isinstance(tokens[0], list):
         tokens = [t for line in tokens for t in line]
@@ -39,7 +42,7 @@ class Vocab:
     Ties are broken by first appearance, so the order is deterministic.
 
     Args:
-        tokens: a flat list of tokens or a list of token lists.
+        tokens: a flat list of tokens, a list of token lists, or a ``Counter`` of tokens.
         min_freq: tokens seen fewer times map to ``<unk>``.
         reserved_tokens: tokens that always get an index (``<pad>``, ``<bos>``...).
     """
@@ -136,11 +139,9 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocab:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: cannot read the vocabulary ({err})") from err
+        from divekit.io import read_text
+
+        text = read_text(path, limit_bytes=MAX_VOCAB_BYTES, what="vocabulary")
         return cls.from_json(text, source=str(path))
 
 

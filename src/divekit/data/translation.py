@@ -28,6 +28,7 @@ from divekit.data.download import RemoteFile, dataset_folder, download
 from divekit.data.registry import register_dataset
 from divekit.data.text import Vocab
 from divekit.errors import ConfigError, DataError
+from divekit.io import read_lines
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD, BOS, EOS)
@@ -80,27 +81,21 @@ def read_tab_pairs(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Pre-processed ``(source, target)`` pairs from a tab-separated file of 2 or 3 columns.
 
     Blank lines are skipped; any other line without exactly 2 or 3 columns is
-    an error naming the line.
+    an error naming the line. Only a regular file is read, line by line; a
+    line over :data:`divekit.io.MAX_LINE_CHARS` characters is refused.
     """
     path = Path(path)
     pairs = []
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                columns = line.split("\t")
-                if len(columns) not in (2, 3) or not columns[0].strip() or not columns[1].strip():
-                    raise DataError(
-                        f"{path}, line {number}: expected 'source<TAB>target' with an optional third column "
-                        f"(attribution), found {len(columns)} column(s): {line[:60]!r}"
-                    )
-                pairs.append((preprocess_nmt(columns[0].strip()), preprocess_nmt(columns[1].strip())))
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err}); convert it to UTF-8") from err
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from err
+    for number, line in enumerate(read_lines(path, what="sentence-pairs file"), start=1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) not in (2, 3) or not columns[0].strip() or not columns[1].strip():
+            raise DataError(
+                f"{path}, line {number}: expected 'source<TAB>target' with an optional third column "
+                f"(attribution), found {len(columns)} column(s): {line[:60]!r}"
+            )
+        pairs.append((preprocess_nmt(columns[0].strip()), preprocess_nmt(columns[1].strip())))
     if not pairs:
         raise DataError(f"{path}: no sentence pairs found")
     return pairs

@@ -14,6 +14,7 @@ generating, so its predictions are poor. It still runs, with a warning.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from torch import nn
 
 from divekit.data.corpora import normalize_line
 from divekit.data.text import Vocab, tokenize
-from divekit.errors import ConfigError
+from divekit.errors import CheckpointError, ConfigError
 from divekit.runs.load import load_run
 
 
@@ -32,23 +33,43 @@ class BidirectionalWarning(UserWarning):
     """Generation from a bidirectional language model, which cannot see the future it was trained on."""
 
 
+def check_sampling(*, temperature: float = 0.0, top_k: int | None = None,
+                   names: tuple[str, str] = ("temperature", "top_k")) -> None:  # fmt: skip
+    """Refuse sampling options that cannot work, before anything is generated.
+
+    ``names`` are what the messages call the two options (a caller may name
+    its own flags).
+
+    Raises:
+        ConfigError: ``temperature`` is not a finite number >= 0 (NaN, inf,
+            negative), or ``top_k`` is not an integer >= 1.
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:  # fmt: skip
+        raise ConfigError(f"{names[0]} must be a finite number >= 0 (0: greedy), got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ConfigError(f"{names[1]} must be an integer >= 1 (or none: every token), got {top_k!r}")
+
+
 def pick_next(logits: torch.Tensor, *, temperature: float = 0.0, top_k: int | None = None,
               generator: torch.Generator | None = None) -> int:  # fmt: skip
     """Choose the next token id from ``logits`` ``(V,)``.
 
     ``temperature == 0`` is greedy (argmax). Otherwise sample from
-    ``softmax(logits / temperature)``, among the ``top_k`` largest logits if given.
+    ``softmax(logits / temperature)``, among the ``top_k`` largest logits if
+    given. The largest logit is subtracted first, in float64, so that a tiny
+    temperature tends to greedy instead of overflowing to NaN.
     """
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ConfigError(f"top-k must be at least 1, got {top_k}")
+    check_sampling(temperature=temperature, top_k=top_k)
+    if not bool(torch.isfinite(logits).all()):
+        raise CheckpointError("the model's scores are not finite (NaN or inf): its weights are corrupt")
     if temperature == 0:
         return int(logits.argmax())
-    scaled = logits.detach().float().cpu() / temperature
-    candidates = torch.arange(len(scaled))
-    if top_k is not None and top_k < len(scaled):
-        scaled, candidates = scaled.topk(top_k)
+    scores = logits.detach().double().cpu()
+    candidates = torch.arange(len(scores))
+    if top_k is not None and top_k < len(scores):
+        scores, candidates = scores.topk(top_k)
+    scaled = (scores - scores.max()) / temperature  # <= 0; the largest is exactly 0, so softmax is defined
     choice = torch.multinomial(scaled.softmax(dim=0), 1, generator=generator)
     return int(candidates[choice])
 
@@ -99,15 +120,24 @@ class TextGenerator:
     def join(self, tokens: list[str]) -> str:
         return ("" if self.token == "char" else " ").join(tokens)
 
-    @torch.inference_mode()
     def stream(self, prefix: str, *, length: int, temperature: float = 0.0, top_k: int | None = None,
                generator: torch.Generator | None = None) -> Iterator[str]:  # fmt: skip
-        """Yield ``length`` tokens that continue ``prefix``, one at a time."""
+        """Yield ``length`` tokens that continue ``prefix``, one at a time.
+
+        Every option and the prefix are checked here, at the call, before any
+        token is produced.
+        """
         if length < 0:
             raise ConfigError(f"length must be >= 0, got {length}")
+        check_sampling(temperature=temperature, top_k=top_k)
         ids = [self.vocab.token_to_idx.get(t, self.vocab.unk) for t in self.tokens(prefix)]
         if not ids:
             raise ConfigError(f"the prefix {prefix!r} has no tokens after cleaning ({self.normalize}); give some text")
+        return self._generate(ids, length=length, temperature=temperature, top_k=top_k, generator=generator)
+
+    @torch.inference_mode()
+    def _generate(self, ids: list[int], *, length: int, temperature: float, top_k: int | None,
+                  generator: torch.Generator | None) -> Iterator[str]:  # fmt: skip
         self.model.eval()
         logits, state = self.model(torch.tensor([ids], device=self.device), None)  # warm-up: (1, P, V)
         for i in range(length):

@@ -2,11 +2,13 @@
 
 Memory stays bounded however many files are given: images are decoded one
 batch at a time. Each file is checked before it is decoded: it must exist,
-be an image PIL can identify, and not be a decompression bomb.
+be an image PIL can identify, and not be a decompression bomb. Images are
+turned upright by their EXIF orientation, as viewers show them.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,11 @@ def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
 
 
 def load_image(path: Path, *, channels: int, size: int) -> np.ndarray:
-    """Decode ``path`` to uint8 ``(channels, size, size)``, refusing bad or hostile files."""
+    """Decode ``path`` to uint8 ``(channels, size, size)``, upright, refusing bad or hostile files.
+
+    "Upright" is as every image viewer shows it: the EXIF orientation a
+    camera or phone records (rotations and mirrorings, values 1-8) is applied.
+    """
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
@@ -53,6 +59,7 @@ def load_image(path: Path, *, channels: int, size: int) -> np.ndarray:
             if width * height > MAX_PIXELS:
                 raise DataError(f"{path}: {width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit "
                                 "(a decompression bomb?); resize it first")  # fmt: skip
+            image = _upright(image, path)
             image = image.convert("L" if channels == 1 else "RGB")
             image = image.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
@@ -61,6 +68,17 @@ def load_image(path: Path, *, channels: int, size: int) -> np.ndarray:
     except OSError as err:
         raise DataError(f"{path}: truncated or corrupt image ({err})") from err
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _upright(image, path: Path):
+    """``image`` turned as its EXIF orientation says; damaged metadata is reported, not guessed around."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, KeyError, SyntaxError, struct.error) as err:
+        raise DataError(f"{path}: unreadable EXIF metadata ({type(err).__name__}: {err}); re-save the image "
+                        "without it") from err  # fmt: skip
 
 
 def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:

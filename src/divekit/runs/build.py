@@ -23,6 +23,7 @@ from divekit.data.batching import take_rows
 from divekit.data.registry import get_dataset_entry, load_dataset
 from divekit.data.sources.base import DataSource
 from divekit.errors import ConfigError, DivekitError
+from divekit.io import MAX_CONFIG_BYTES, read_text
 from divekit.models.registry import call_builder, get_model_entry, supported_options
 from divekit.nn.init import apply_init
 from divekit.runs import finetune
@@ -104,14 +105,11 @@ def check_task_fits(config: RunConfig) -> None:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
+    text = read_text(path, limit_bytes=MAX_CONFIG_BYTES, what="config file", error=ConfigError)
     try:
-        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file {path} does not exist") from err
-    except (ValueError, UnicodeDecodeError) as err:
+        loaded = json.loads(text)
+    except ValueError as err:
         raise ConfigError(f"config file {path} is not valid JSON ({err})") from err
-    except OSError as err:
-        raise ConfigError(f"config file {path} cannot be read ({err.strerror or err})") from err
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of sections")
     from divekit.runs.config import migrate

@@ -68,7 +68,12 @@ def read_pretrained(source: str | Path) -> tuple[dict[str, torch.Tensor], str | 
 
     Args:
         source: a divekit run folder (its ``best`` checkpoint, else ``last``),
-            a divekit checkpoint file, or a plain ``state_dict`` file.
+            a divekit checkpoint file, a plain ``state_dict`` file, or a
+            safetensors file (told from its content, whatever its name).
+
+    Raises:
+        CheckpointError: one line naming the real problem (see :func:`divekit.io.load`),
+            or what the file holds instead of weights.
     """
     path = Path(source).expanduser()
     if path.is_dir():
@@ -87,12 +92,25 @@ def read_pretrained(source: str | Path) -> tuple[dict[str, torch.Tensor], str | 
 
 def _state_dict(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(loaded, dict) and loaded.get("format") == "divekit-checkpoint":
-        loaded = loaded["model"]
+        loaded = loaded.get("model")
     elif isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]  # the common {"state_dict": ...} wrapper
-    if not isinstance(loaded, dict) or not loaded or not all(torch.is_tensor(v) for v in loaded.values()):
-        raise CheckpointError(f"{path} holds no state_dict (a mapping of parameter names to tensors)")
+    if not isinstance(loaded, dict) or not loaded or not all(isinstance(k, str) and torch.is_tensor(v)
+                                                             for k, v in loaded.items()):  # fmt: skip
+        raise CheckpointError(f"{path} holds no state_dict (a mapping of parameter names to tensors): it holds "
+                              f"{_describe(loaded)}")  # fmt: skip
     return loaded
+
+
+def _describe(value: Any) -> str:
+    """A few words on what a loaded file holds, for the error message."""
+    if not isinstance(value, dict):
+        return f"a {type(value).__name__}" if value is not None else "nothing usable"
+    if not value:
+        return "an empty mapping"
+    odd = [(k, v) for k, v in value.items() if not (isinstance(k, str) and torch.is_tensor(v))]
+    shown = ", ".join(f"{k!r} ({type(v).__name__})" for k, v in odd[:3])
+    return f"a mapping with {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that are not named tensors: {shown}"
 
 
 def load_backbone(model: nn.Module, state_dict: dict[str, torch.Tensor], *, source: str) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 from divekit.engine.distributed import DistContext, barrier
 from divekit.engine.lock import RunLock
 from divekit.errors import CheckpointError, ConfigError, DivekitError
-from divekit.io import DiskWriteError, atomic_write_json, atomic_write_text
+from divekit.io import MAX_CONFIG_BYTES, atomic_write_json, atomic_write_text, ensure_folder, read_text, remove_stale_temporaries
 from divekit.runs.config import RunConfig
 
 
@@ -51,9 +51,10 @@ def read_run_config(folder: str | os.PathLike) -> RunConfig:
     path = folder / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder} is not a divekit run folder (no config.json); name a folder a run wrote")
+    text = read_text(path, limit_bytes=MAX_CONFIG_BYTES, what="run config", error=CheckpointError)
     try:
-        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as err:
+        return RunConfig.from_dict(json.loads(text))
+    except ValueError as err:
         raise CheckpointError(f"{path} is corrupt ({err}); the run cannot be reloaded") from err
     except ConfigError as err:
         raise CheckpointError(f"{path} does not hold a valid run config ({err})") from err
@@ -71,9 +72,9 @@ class RunFolder:
         error = None
         if self.lock is not None:
             try:
-                make_folder(self.path)
+                ensure_folder(self.path)
                 self.lock.acquire()
-                remove_stale_temporaries(self.path)
+                remove_stale_temporaries(self.path)  # writes a killed run left half-done; we hold the lock
             except DivekitError as err:
                 error = err
         self._agree(error)
@@ -130,17 +131,3 @@ class RunFolder:
         for name, text in extras.items():
             atomic_write_text(self.path / name, text)
 
-
-def make_folder(path: Path) -> None:
-    """``mkdir -p`` whose failure is one line with the path and the reason."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DiskWriteError(f"cannot create the run folder {path}: {err.strerror or err}") from err
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Remove the ``.*.tmp`` files that writes killed midway left behind (we hold the folder's lock)."""
-    for tmp in folder.rglob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            tmp.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from divekit.device import resolve_device
 from divekit.engine import checkpoint as ckpt
 from divekit.engine.evaluation import evaluate_splits
 from divekit.errors import CheckpointError, ConfigError
+from divekit.io import MAX_CONFIG_BYTES, read_text
 from divekit.runs.build import build_model, build_objective, build_source, model_builder
 from divekit.runs.config import RunConfig
 from divekit.runs.folder import read_run_config
@@ -61,10 +62,11 @@ class LoadedRun:
 
 
 def read_task_info(folder: Path) -> dict[str, Any]:
+    text = read_text(folder / "task.json", limit_bytes=MAX_CONFIG_BYTES, what="run facts (task.json)", error=CheckpointError)
     try:
-        info = json.loads((folder / "task.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{folder}/task.json is missing or corrupt ({err})") from err
+        info = json.loads(text)
+    except ValueError as err:
+        raise CheckpointError(f"{folder}/task.json is corrupt ({err})") from err
     if not isinstance(info, dict):
         raise CheckpointError(f"{folder}/task.json does not hold a JSON object")
     check_info(folder, info)
