@@ -91,6 +91,7 @@ SWITCHES = (
     ("--freeze-backbone", "model.freeze_backbone", "with --weights: train only the new output layer"),
     ("--bidirectional", "model.options.bidirectional", "bidirectional recurrent layers (cannot generate; notes §6.8)"),
     ("--scratch", "model.options.scratch", "divekit's from-scratch recurrent layers instead of torch.nn's"),
+    ("--tensorboard", "train.tensorboard", "TensorBoard logs in the run folder's tensorboard/ (divekit[tensorboard])"),
 )
 
 
