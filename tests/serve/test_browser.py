@@ -50,7 +50,7 @@ def start_server(run_dir):
 def test_upload_an_image_and_read_the_top_class(tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     run = tmp_path / "run"
-    train(resolve_config("lenet", overrides={"train.progress": False, "train.epochs": 2, "optim.lr": 0.003}),
+    train(resolve_config("mlp", overrides={"train.progress": False, "train.epochs": 3, "data.val_split": 0.1}),
           out_dir=run, log=lambda m: None)  # fmt: skip
     from divekit.data.digits import load_digits
 
