@@ -57,7 +57,7 @@ class OnnxClassifier:
             return cls(data, threads=threads, source=str(run.folder))
         path = Path(onnx_file)
         if not path.is_file():
-            raise ConfigError(f"{path}: no such ONNX file; write one with divekit export --format onnx")
+            raise ConfigError(f"{path}: no such ONNX file; export the run first (divekit.runs.onnx.export_onnx)")
         classifier = cls(path.read_bytes(), threads=threads, source=str(path))
         if classifier.facts.get("input_size") != run.info.get("input_size"):
             raise CheckpointError(f"{path} takes inputs of size {classifier.facts.get('input_size')} but the run "
