@@ -30,7 +30,7 @@ UNEXPECTED_EXIT = 70  # EX_SOFTWARE of sysexits.h: an internal software error
 
 COMMAND_MODULES = (
     "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
-    "divekit.cli.demos", "divekit.cli.check",
+    "divekit.cli.demos", "divekit.cli.check", "divekit.cli.tracking", "divekit.cli.serve",
 )
 
 

@@ -91,6 +91,7 @@ SWITCHES = (
     ("--freeze-backbone", "model.freeze_backbone", "with --weights: train only the new output layer"),
     ("--bidirectional", "model.options.bidirectional", "bidirectional recurrent layers (cannot generate; notes §6.8)"),
     ("--scratch", "model.options.scratch", "divekit's from-scratch recurrent layers instead of torch.nn's"),
+    ("--tensorboard", "train.tensorboard", "TensorBoard logs in the run folder's tensorboard/ (divekit[tensorboard])"),
 )
 
 
@@ -141,13 +142,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--checkpoint", choices=("best", "last"), default="best")
     r.add_argument("--device", default="cpu")
     r.add_argument("--json", action="store_true", help="print one JSON object per image")
+    r.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                   help="compute with PyTorch, or with onnxruntime on the CPU (needs divekit[onnx])")  # fmt: skip
+    r.add_argument("--onnx-file", metavar="FILE.onnx",
+                   help="with --backend onnxruntime: the file divekit export --format onnx wrote "
+                        "(default: export the run in memory)")  # fmt: skip
     add_model_file(r)
     r.set_defaults(handler=run_predict)
 
-    x = subparsers.add_parser("export", help="export a run's weights (safetensors or a plain state_dict)")
+    x = subparsers.add_parser("export", help="export a run's model (safetensors, a plain state_dict, or ONNX)")
     x.add_argument("run_dir")
-    x.add_argument("--out", required=True, help="output file, e.g. model.safetensors")
-    x.add_argument("--format", choices=("safetensors", "pt"), default="safetensors")
+    x.add_argument("--out", required=True,
+                   help="output file, e.g. model.safetensors; for a seq2seq run in ONNX, NAME.onnx gives "
+                        "NAME.encoder.onnx and NAME.decoder.onnx")  # fmt: skip
+    x.add_argument("--format", choices=("safetensors", "pt", "onnx"), default="safetensors",
+                   help="onnx: checked by onnxruntime against PyTorch before it is written (needs divekit[onnx])")
     x.add_argument("--checkpoint", choices=("best", "last"), default="best")
     add_model_file(x)
     x.set_defaults(handler=run_export)
@@ -293,9 +302,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.onnx_file is not None and args.backend != "onnxruntime":
+        raise ConfigError("--onnx-file is read by --backend onnxruntime only; add --backend onnxruntime")
     paths = expand_image_paths([Path(p) for p in args.image])
     for pred in predict_images(args.run_dir, paths, top_k=args.top_k, batch_size=args.batch_size,
-                               which=args.checkpoint, device=args.device, model_file=args.model_file):  # fmt: skip
+                               which=args.checkpoint, device=args.device, model_file=args.model_file,
+                               backend=args.backend, onnx_file=args.onnx_file):  # fmt: skip
         if args.json:
             print(json.dumps({"image": str(pred.path), "top": [[c, p] for c, p in pred.top]}))
         else:
@@ -306,5 +318,11 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from divekit.runs.export import export_weights
 
+    if args.format == "onnx":
+        from divekit.runs.onnx import export_onnx
+
+        for exported in export_onnx(args.run_dir, args.out, which=args.checkpoint, model_file=args.model_file):
+            print(f"{exported.path}  ({exported.role}; onnxruntime vs PyTorch max abs diff {exported.max_abs_diff:.2e})")
+        return 0
     print(export_weights(args.run_dir, args.out, fmt=args.format, which=args.checkpoint, model_file=args.model_file))
     return 0

@@ -149,7 +149,7 @@ def _fetch(url: str, target: Path, *, expected_size: int, timeout: float, deadli
                                     "download was deleted")  # fmt: skip
                 if time.monotonic() > deadline:
                     raise DataError(f"{url}: too slow, {received:,} bytes in the time allowed; the partial download "
-                                    "was deleted (retry later, or use another --mirror)")  # fmt: skip
+                                    "was deleted (retry later, or use another mirror: data.mirror)")  # fmt: skip
                 out.write(block)
                 digest.update(block)
                 bar.update(len(block))

@@ -84,6 +84,9 @@ class TrainConfig:
         sync_every: read the device-side flags and metric sums every N steps
             (and at every epoch end and checkpoint); there is no per-step host sync.
         progress: show a progress bar.
+        tensorboard: write TensorBoard event files: ``True`` into the run
+            folder's ``tensorboard/``, or a log folder; ``False``/``None``: off
+            (needs the ``divekit[tensorboard]`` extra).
     """
 
     epochs: int = 10
@@ -101,6 +104,7 @@ class TrainConfig:
     skip_nonfinite: int = 0
     sync_every: int = 50
     progress: bool = True
+    tensorboard: bool | str | None = None
 
     def validate(self) -> TrainConfig:
         """Refuse impossible settings, naming the key; return ``self``."""
@@ -112,6 +116,8 @@ class TrainConfig:
                 f"train.patience must be at least 1 epoch, got {self.patience}")  # fmt: skip
         require(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0 steps, got {self.checkpoint_every}")
         require(self.skip_nonfinite >= 0, f"train.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
+        require(not isinstance(self.tensorboard, str) or bool(self.tensorboard.strip()),
+                "train.tensorboard is an empty folder name; give a log folder, or true for the run folder's own")
         require(self.sync_every >= 1, f"train.sync_every must be at least 1 step, got {self.sync_every}")
         require(self.monitor is None or not self.monitor.startswith("test_"),
                 f"train.monitor={self.monitor!r} would pick checkpoints on the test split, which then no longer "

@@ -146,6 +146,10 @@ class Trainer:
         callbacks.append(EpochLog())
         if self.out_dir is not None:
             callbacks.append(RunFiles(self.out_dir))
+        if self.train_config.tensorboard:
+            from divekit.engine.tensorboard import TensorBoardLogger  # imports tensorboard only when asked
+
+            callbacks.append(TensorBoardLogger.for_trainer(self))
         return callbacks
 
     def log(self, message: str) -> None:

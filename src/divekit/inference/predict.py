@@ -9,7 +9,7 @@ turned upright by their EXIF orientation, as viewers show them.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import torch
 
 from divekit.errors import ConfigError, DataError
 from divekit.data.sources.images import to_model_input
-from divekit.runs.load import load_run
+from divekit.runs.load import LoadedRun, load_run
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_PIXELS = 64 * 1024 * 1024  # far above any photo; refuses decompression bombs before decoding
@@ -92,6 +92,20 @@ def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:
         yield batch
 
 
+def classifier_forward(run: LoadedRun, *, backend: str = "torch",
+                       onnx_file: str | Path | None = None) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+    """What turns model inputs into logits: the run's PyTorch model, or its ONNX graph on onnxruntime."""
+    from divekit.inference.onnx import BACKENDS, OnnxClassifier
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        if onnx_file is not None:
+            raise ConfigError("onnx_file is read by the onnxruntime backend only; set backend='onnxruntime'")
+        return run.model
+    return OnnxClassifier.from_run(run, onnx_file=onnx_file)
+
+
 def predict_images(
     run_dir: str | Path,
     paths: Iterable[Path],
@@ -101,8 +115,14 @@ def predict_images(
     which: str = "best",
     device: str = "cpu",
     model_file: str | None = None,
+    backend: str = "torch",
+    onnx_file: str | Path | None = None,
 ) -> Iterator[Prediction]:
-    """Yield the ``top_k`` classes of each image, in order, ``batch_size`` images at a time."""
+    """Yield the ``top_k`` classes of each image, in order, ``batch_size`` images at a time.
+
+    ``backend="onnxruntime"`` computes the logits with onnxruntime on the CPU, from
+    ``onnx_file`` (written by ``divekit export --format onnx``) or from the run exported in memory.
+    """
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     run = load_run(run_dir, which=which, device=device, model_file=model_file)
@@ -112,10 +132,11 @@ def predict_images(
     names = run.info["class_names"]
     k = min(top_k, len(names))
     dev = next(run.model.parameters()).device
+    forward = classifier_forward(run, backend=backend, onnx_file=onnx_file)
     for batch in _batches(paths, batch_size):
         images = torch.from_numpy(np.stack([load_image(p, channels=channels, size=size) for p in batch]))
         with torch.inference_mode():
-            probs = run.model(to_model_input(images, size=size, device=dev)).softmax(dim=1)
+            probs = forward(to_model_input(images, size=size, device=dev)).softmax(dim=1)
         values, indices = probs.topk(k, dim=1)
         for path, v, i in zip(batch, values.tolist(), indices.tolist()):
             yield Prediction(path, [(names[c], p) for c, p in zip(i, v)])

@@ -1,4 +1,4 @@
-"""Export a run's weights for use outside divekit: safetensors (no pickle at all) or a plain state_dict."""
+"""Export a run's weights for use outside divekit: safetensors (no pickle at all), a plain state_dict, or ONNX."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from divekit.errors import ConfigError
 from divekit.io import atomic_write_bytes, save
 from divekit.runs.load import load_run
 
-FORMATS = ("safetensors", "pt")
+FORMATS = ("safetensors", "pt", "onnx")
 
 
 def export_weights(run_dir: str | Path, out: str | Path, *, fmt: str = "safetensors", which: str = "best",
@@ -21,9 +21,16 @@ def export_weights(run_dir: str | Path, out: str | Path, *, fmt: str = "safetens
     ``safetensors`` files hold raw tensors and a JSON header only, so loading
     them can never run code; the header records the model name and options.
     ``pt`` writes a ``state_dict`` loadable with ``torch.load(weights_only=True)``.
+    ``onnx`` writes the model's graph and weights, checked by onnxruntime first
+    (see :func:`divekit.runs.onnx.export_onnx`, which also returns the differences it measured);
+    a seq2seq run gives two files beside ``out`` and the first is returned.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        from divekit.runs.onnx import export_onnx
+
+        return export_onnx(run_dir, out, which=which, model_file=model_file)[0].path
     run = load_run(run_dir, which=which, model_file=model_file)
     state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
     out = Path(out)
