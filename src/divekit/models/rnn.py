@@ -9,6 +9,8 @@ their checkpoints are interchangeable.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -103,16 +105,19 @@ def _register(kind: str):
     torch_layer, scratch_layer, description = VARIANTS[kind]
 
     def build(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
-              scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+              scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0,
+              fast: bool = False) -> RNNModel:  # fmt: skip
         _check_sizes(vocab_size=vocab_size, num_hiddens=num_hiddens, num_layers=num_layers, embed_size=embed_size,
                      dropout=dropout)  # fmt: skip
-        layer_cls = scratch_layer if scratch else torch_layer
+        if fast and not scratch:
+            raise ConfigError("fast=True is the scratch layers' fast path: set scratch=True as well")
+        layer_cls = partial(scratch_layer, fast=fast) if scratch else torch_layer
         layer = layer_cls(embed_size or vocab_size, num_hiddens, num_layers=num_layers,
                           bidirectional=bidirectional, dropout=dropout)  # fmt: skip
         return RNNModel(layer, vocab_size, embed_size=embed_size)
 
     build.__name__ = build.__qualname__ = f"{kind}_lm"
-    build.__doc__ = f"{description}; ``scratch=True`` uses divekit's own layer."
+    build.__doc__ = f"{description}; ``scratch=True`` uses divekit's own layer, ``fast=True`` its fast path."
     return register_model(f"{kind}-lm", family="language-model", recipe=LM_RECIPE, description=description)(build)
 
 
