@@ -193,7 +193,7 @@ def test_fast_path_unbatched_and_dropout_follow_the_readable_path(kind):
 @pytest.mark.parametrize("onednn", [False, True])
 def test_fast_path_in_float32_with_either_matrix_kernel(kind, onednn, monkeypatch):
     """Float32 takes oneDNN's products where this PyTorch has them, ``torch.addmm`` otherwise: both agree."""
-    if onednn and recurrent_fast._onednn_linear() is None:
+    if onednn and recurrent_fast._onednn() is None:
         pytest.skip("this PyTorch build has no oneDNN linear kernel")
     monkeypatch.setattr(recurrent_fast, "USE_ONEDNN", onednn)
     monkeypatch.setattr(recurrent_fast, "ONEDNN_MIN_FLOPS", 0)  # these small layers would keep addmm
@@ -210,7 +210,7 @@ def test_fast_path_in_float32_with_either_matrix_kernel(kind, onednn, monkeypatc
 def test_either_matrix_kernel_computes_acc_plus_x_times_w_transposed(min_flops, dtype, monkeypatch):
     monkeypatch.setattr(recurrent_fast, "ONEDNN_MIN_FLOPS", min_flops)
     x, W, acc = torch.randn(3, 4, dtype=dtype), torch.randn(5, 4, dtype=dtype), torch.randn(3, 5, dtype=dtype)
-    mm = recurrent_fast._matmul_for(x[None], W)
+    mm = recurrent_fast._Products(x[None], W).mm
     torch.testing.assert_close(mm(x, W, out=torch.empty(3, 5, dtype=dtype)), x @ W.T)
     torch.testing.assert_close(mm(x, W, acc=acc, out=torch.empty(3, 5, dtype=dtype)), acc + x @ W.T)
 

@@ -172,7 +172,8 @@ class _Recurrent(nn.Module):
         W_ih, W_hh = getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}")
         b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
-        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh)  # (T, N, G*H), all steps at once
+        linear = recurrent_fast.project if self.fast else F.linear
+        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh, linear)  # (T, N, G*H), all steps at once
         if self.fast:
             return self._fast_steps(XW, state, W_hh, b_hh, reverse=reverse)
         # unbind, not XW[t]: the backward of T separate indexings would write T full-size zero tensors
@@ -185,10 +186,10 @@ class _Recurrent(nn.Module):
             outputs.reverse()
         return torch.stack(outputs), state
 
-    def _project_inputs(self, X, W_ih, b_ih, b_hh):
+    def _project_inputs(self, X, W_ih, b_ih, b_hh, linear=F.linear):
         """``X W_ih^T + b_ih + b_hh`` for every step; returns it and the bias left for the loop (none)."""
         bias = b_ih + b_hh if b_ih is not None else None
-        return F.linear(X, W_ih, bias), None
+        return linear(X, W_ih, bias), None
 
     def _step(self, xw: torch.Tensor, state: State, W_hh: torch.Tensor, b_hh: torch.Tensor | None) -> State:
         """One time step: the new state from the projected input ``xw`` ``(N, G*H)``."""
@@ -237,8 +238,8 @@ class GRU(_Recurrent):
 
     num_gates = 3
 
-    def _project_inputs(self, X, W_ih, b_ih, b_hh):
-        return F.linear(X, W_ih, b_ih), b_hh
+    def _project_inputs(self, X, W_ih, b_ih, b_hh, linear=F.linear):
+        return linear(X, W_ih, b_ih), b_hh
 
     def _step(self, xw, state, W_hh, b_hh):
         (h,) = state

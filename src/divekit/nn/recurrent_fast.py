@@ -2,22 +2,30 @@
 
 The readable layers let autograd record every operation of every time step,
 then walk them back one by one. Here each layer direction is one
-``torch.autograd.Function`` with a hand-written backward (notes §6.5
-通过时间反向传播, BPTT), computing the same values:
+``torch.autograd.Function`` with a hand-written backward through time (notes
+§6.5 通过时间反向传播, BPTT) that computes the same values:
 
-- the forward loop writes every step into tensors allocated once for the
-  whole sequence (``out=`` and in-place operations, no autograd records);
-- the backward loop carries only ``dL/dh`` (and ``dL/dc``) back in time, one
-  ``(N, G*H) @ (G*H, H)`` product per step, and stores the gate gradients of
-  every step; the weight gradient ``dL/dW_hh = sum_t dG_t^T h_{t-1}`` is then
-  **one** matrix product over all steps instead of ``T`` small ones, each
-  added into the gradient;
+- the forward loop records nothing: each step is a few in-place operations
+  on small ``(N, H)`` tensors, and the outputs go straight into one
+  ``(T, N, H)`` tensor instead of being stacked at the end;
+- the backward loop carries ``dL/dh`` (and ``dL/dc``) back in time and
+  adds each step's share of ``dL/dW_hh`` into one tensor with ``addmm_``
+  (autograd would make a new ``(G*H, H)`` product per step and add them up);
 - ``tanh(a)`` is computed as ``2 sigmoid(2a) - 1``: the same function, and
   PyTorch's CPU ``tanh`` is several times slower than its ``sigmoid``;
-- on the CPU in float32, the matrix products go to oneDNN (the CPU kernel
-  library inside PyTorch) when it is there: on CPUs where MKL's GEMM does not
-  use AVX-512 (AMD) it runs them up to twice as fast. Other devices and
-  dtypes use ``torch.addmm``. :data:`USE_ONEDNN` switches it off.
+- on the CPU in float32 and for large enough steps, the per-step products
+  ``h @ W_hh^T`` go to oneDNN (PyTorch's own CPU kernel library) when this
+  build has it: on this project's AMD EPYC machine, MKL's GEMM behind
+  ``torch.mm`` runs at AVX2 speed and oneDNN's up to twice as fast. The op is
+  PyTorch-internal (its compiler uses it), so it is probed once and the fast
+  path falls back to ``torch.addmm`` where it is missing or disagrees;
+  :data:`USE_ONEDNN` switches it off.
+
+The activations kept for the backward pass are one small tensor per step,
+not ``(T, ...)`` buffers: on the CPU, every fresh large buffer is mapped anew
+from the system at every batch and costs a page fault per 4 KiB (about
+2 us each on the test machine), which small tensors, reused by the C
+allocator, do not.
 
 The layers' parameters, initial state and input projection stay those of
 :mod:`divekit.nn.recurrent`; tests prove outputs, final states and gradients
@@ -28,17 +36,19 @@ double backward through the fast path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
+import threading
 from functools import cache
 
 import torch
+from torch.nn import functional as F
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 State = tuple[torch.Tensor, ...]
 Steps = tuple[torch.Tensor, State]  # the outputs (T, N, H) and the final state
-MatMul = Callable[..., torch.Tensor]
 
 USE_ONEDNN = True  # False: always torch.addmm (to measure what oneDNN adds, or to rule it out)
-ONEDNN_MIN_FLOPS = 4e6  # smaller step products stay on torch.addmm (see _matmul_for)
+ONEDNN_MIN_FLOPS = 4e6  # smaller step products stay on torch.addmm (see _Products)
 
 
 # ------------------------------------------------------------------ kernels
@@ -47,57 +57,144 @@ def _tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2).sigmoid_().mul_(2).sub_(1)
 
 
+class _OneDNN(NamedTuple):
+    linear: Callable[..., torch.Tensor]  # (x, W, bias=None) -> x @ W^T + bias; W plain or packed
+    pack: Callable[[torch.Tensor, int], torch.Tensor]  # (W, batch) -> W in oneDNN's own layout
+
+
 @cache
-def _onednn_linear() -> Callable[..., torch.Tensor] | None:
-    """oneDNN's ``x @ W^T`` if this PyTorch has it and it agrees with ``torch.mm`` on a probe, else ``None``."""
-    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
-    if op is None or not torch.backends.mkldnn.is_available():
+def _onednn() -> _OneDNN | None:
+    """oneDNN's linear kernel and weight packing, if this PyTorch has them and they agree with ``torch.mm``."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    linear_op, pack_op = getattr(ops, "_linear_pointwise", None), getattr(ops, "_reorder_linear_weight", None)
+    if linear_op is None or pack_op is None or not torch.backends.mkldnn.is_available():
         return None
+    kernels = _OneDNN(lambda x, W, b=None: linear_op(x, W, b, "none", [], ""), lambda W, batch: pack_op(W, batch))
     try:
         x, W = torch.randn(3, 5), torch.randn(4, 5)
-        ok = torch.allclose(op(x, W.t().t(), None, "none", [], ""), x @ W.t(), atol=1e-5)
+        ok = all(torch.allclose(kernels.linear(x, w), x @ W.t(), atol=1e-5) for w in (W, kernels.pack(W, 3)))
     except (RuntimeError, TypeError):  # an op whose signature changed, or a build without the kernel
         return None
-    return (lambda x, W: op(x, W, None, "none", [], "")) if ok else None
+    return kernels if ok else None
 
 
-def _matmul_for(like: torch.Tensor, W_hh: torch.Tensor) -> MatMul:
-    """``mm(x, W, acc=None, out=...)``: ``acc + x @ W^T`` into ``out``, by the best kernel for steps like ``like``.
+class _Products:
+    """The matrix products of one layer direction, by the best kernel for its steps.
 
     oneDNN costs about 12 us more per call than ``addmm`` and wins from about
     4 MFLOP per product (measured on 2 AMD EPYC cores: 1.6x at batch 32 and
     hidden 256 with 3 gates, 0.3x at hidden 16), so small steps keep ``addmm``.
     """
-    big = 2 * like.shape[1] * W_hh.numel() >= ONEDNN_MIN_FLOPS  # one step's product: (N, H) @ (H, G*H)
-    eligible = USE_ONEDNN and big and like.device.type == "cpu" and like.dtype == torch.float32
-    linear = _onednn_linear() if eligible else None
-    if linear is None:
-        def mm(x, W, *, acc=None, out):  # fmt: skip
-            return torch.mm(x, W.t(), out=out) if acc is None else torch.addmm(acc, x, W.t(), out=out)
-    else:
-        def mm(x, W, *, acc=None, out):  # fmt: skip
-            return out.copy_(linear(x, W)) if acc is None else torch.add(acc, linear(x, W), out=out)
-    return mm
+
+    def __init__(self, like: torch.Tensor, W_hh: torch.Tensor) -> None:
+        self.batch = like.shape[1]
+        big = 2 * self.batch * W_hh.numel() >= ONEDNN_MIN_FLOPS  # one step's product: (N, H) @ (H, G*H)
+        eligible = USE_ONEDNN and big and like.device.type == "cpu" and like.dtype == torch.float32
+        self.onednn = _onednn() if eligible else None
+        self.linear = self.onednn.linear if self.onednn else None
+
+    def weight(self, W: torch.Tensor) -> torch.Tensor:
+        """``W`` as :meth:`mm` reads it fastest: packed once for oneDNN (17-21% faster per step), else as is."""
+        return W if self.onednn is None else self.onednn.pack(W.contiguous(), self.batch)
+
+    def mm(self, x: torch.Tensor, W: torch.Tensor, *, acc: torch.Tensor | None = None,
+           bias: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """``acc + x @ W^T`` (``acc`` an ``(N, O)`` tensor) or ``x @ W^T + bias``, into ``out`` if given.
+
+        ``W`` comes from :meth:`weight`.
+        """
+        if self.linear is None:
+            base = acc if acc is not None else bias
+            return torch.mm(x, W.t(), out=out) if base is None else torch.addmm(base, x, W.t(), out=out)
+        y = self.linear(x, W, bias)
+        if acc is not None:
+            return torch.add(acc, y, out=out)
+        return y if out is None else out.copy_(y)
+
+    def weight_grad(self, dG: torch.Tensor, Hs: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
+        """``dL/dW_hh = sum_t dG_t^T h_{t-1}`` from the gate gradients ``dG`` ``(T, N, G*H)`` of every step.
+
+        One product over the ``(T-1) * N`` rows of the steps that started
+        from an output, plus the step that started from ``h0``. ``torch.mm``
+        takes the transposed views as they are. oneDNN wants both operands
+        transposed in memory; copied whole into two buffers kept between
+        calls, that still costs well under MKL's product here (RNN, hidden
+        512: 0.2 + 0.3 + 2.7 ms against 6.0 ms).
+        """
+        first, rest, inputs = (-1, slice(None, -1), slice(1, None)) if reverse else (0, slice(1, None), slice(None, -1))
+        dG_rest, h_inputs = dG[rest].flatten(0, 1), Hs[inputs].flatten(0, 1)  # ((T-1) N, G*H), ((T-1) N, H)
+        if self.linear is None or len(dG) == 1:
+            dW = torch.mm(dG_rest.t(), h_inputs)
+        else:
+            dW = self.linear(_kept("dG^T", dG_rest.t().shape, dG).copy_(dG_rest.t()),
+                             _kept("h^T", h_inputs.t().shape, Hs).copy_(h_inputs.t()))  # fmt: skip
+        return dW.addmm_(dG[first].t(), h0)
 
 
-def _steps(*sequences: torch.Tensor, reverse: bool) -> list[tuple[torch.Tensor, ...]]:
-    """Per-step views of ``(T, ...)`` tensors, one ``unbind`` each, in the order the loop visits the steps.
+def project(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The input projection ``X W^T + bias`` of every step ``(T, N, I) -> (T, N, G*H)``, like ``F.linear``.
+
+    On the CPU in float32 it goes to oneDNN with a hand-written backward:
+    MKL runs this thin product (the book's one-hot input has I = 28) at a
+    fraction of its speed. Elsewhere it is ``F.linear``.
+    """
+    flops = 2 * X[..., 0].numel() * W.numel()
+    eligible = USE_ONEDNN and flops >= ONEDNN_MIN_FLOPS and X.device.type == "cpu" and X.dtype == torch.float32
+    return _Projection.apply(X, W, bias) if eligible and _onednn() else F.linear(X, W, bias)
+
+
+class _Projection(torch.autograd.Function):
+    """``F.linear`` over ``(T, N, I)`` by oneDNN; the weight gradient from operands transposed in kept buffers."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, X, W, bias):  # type: ignore[override]
+        ctx.save_for_backward(X, W)
+        ctx.has_bias = bias is not None
+        return _onednn().linear(X.reshape(-1, X.shape[-1]), W, bias).unflatten(0, X.shape[:-1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, dY):  # type: ignore[override]
+        X, W = ctx.saved_tensors
+        linear, needs = _onednn().linear, ctx.needs_input_grad
+        dY2, X2 = dY.reshape(-1, dY.shape[-1]), X.reshape(-1, X.shape[-1])  # (T*N, G*H), (T*N, I)
+        dX = linear(dY2, W.t().contiguous()).view_as(X) if needs[0] else None
+        dW = linear(_kept("dY^T", dY2.t().shape, dY2).copy_(dY2.t()),
+                    _kept("X^T", X2.t().shape, X2).copy_(X2.t())) if needs[1] else None  # fmt: skip
+        return dX, dW, dY2.sum(0) if ctx.has_bias and needs[2] else None
+
+
+_THREAD = threading.local()
+
+
+def _kept(name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """A buffer this thread keeps from one backward pass to the next.
+
+    Only for buffers used within one backward call. A fresh large buffer
+    would be mapped anew from the system at every batch, at a page fault per
+    4 KiB (about 2 us each on the test machine); a kept one is not.
+    """
+    buffers = _THREAD.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(name)
+    if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype or buffer.device != like.device:
+        buffer = buffers[name] = like.new_empty(shape)
+    return buffer
+
+
+def _steps(*sequences: torch.Tensor | tuple[torch.Tensor, ...], reverse: bool) -> list[tuple[torch.Tensor, ...]]:
+    """Per-step views of ``(T, ...)`` tensors (one ``unbind`` each), in the order the loop visits the steps.
 
     Made once before the loop: indexing and slicing inside it would cost a
     few microseconds per view, as much as the small element-wise steps.
     """
-    steps = list(zip(*(sequence.unbind(0) for sequence in sequences)))
+    steps = list(zip(*(s.unbind(0) if isinstance(s, torch.Tensor) else s for s in sequences)))
     return steps[::-1] if reverse else steps
 
 
-def _previous(Hs: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
-    """The state each step started from, ``(T, N, H)``: ``h_{t-1}`` (``h_{t+1}`` when reading backwards)."""
-    return torch.cat([Hs[1:], h0[None]]) if reverse else torch.cat([h0[None], Hs[:-1]])
-
-
-def _weight_grad(mm: MatMul, dG: torch.Tensor, previous: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``sum_t dG_t^T h_{t-1}`` as one ``(G*H, T*N) @ (T*N, H)`` product."""
-    return mm(dG.flatten(0, 1).t(), previous.flatten(0, 1).t(), out=torch.empty_like(W))
+def _previous(Hs: torch.Tensor, h0: torch.Tensor, reverse: bool) -> tuple[torch.Tensor, ...]:
+    """The state each step started from: ``h_{t-1}`` (``h_{t+1}`` reading backwards), as views, no copy."""
+    steps = Hs.unbind(0)
+    return (*steps[1:], h0) if reverse else (h0, *steps[:-1])
 
 
 def _with_final(Hs: torch.Tensor, reverse: bool, *more: torch.Tensor) -> Steps:
@@ -106,8 +203,8 @@ def _with_final(Hs: torch.Tensor, reverse: bool, *more: torch.Tensor) -> Steps:
 
 
 def _gates(X: torch.Tensor, count: int) -> tuple[torch.Tensor, ...]:
-    """The ``count`` gate blocks of ``(T, N, count*H)`` as ``(T, N, H)`` views."""
-    return X.chunk(count, dim=2)
+    """The ``count`` gate blocks of ``(..., count*H)`` as ``(..., H)`` views."""
+    return X.chunk(count, dim=-1)
 
 
 # --------------------------------------------------------------------- RNN
@@ -116,10 +213,10 @@ class _RNNSteps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, XW, h0, W_hh, relu: bool, reverse: bool):  # type: ignore[override]
-        mm, Hs = _matmul_for(XW, W_hh), torch.empty_like(XW)  # (T, N, H)
-        h = h0
+        products, Hs = _Products(XW, W_hh), torch.empty_like(XW)  # (T, N, H)
+        W, h = products.weight(W_hh), h0
         for xw, h_t in _steps(XW, Hs, reverse=reverse):
-            h = mm(h, W_hh, acc=xw, out=h_t)
+            h = products.mm(h, W, acc=xw, out=h_t)
             h = h.relu_() if relu else _tanh_(h)
         ctx.save_for_backward(Hs, h0, W_hh)
         ctx.relu, ctx.reverse = relu, reverse
@@ -129,14 +226,15 @@ class _RNNSteps(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs):  # type: ignore[override]
         Hs, h0, W_hh = ctx.saved_tensors
-        mm, W_back = _matmul_for(Hs, W_hh), W_hh.t().contiguous()  # mm(x, W_back) = x @ W_hh
-        slope = (Hs > 0).to(Hs.dtype) if ctx.relu else 1 - Hs * Hs  # phi' from phi's output
+        products = _Products(Hs, W_hh)
+        W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
         dP = torch.empty_like(Hs)  # dL/d(pre-activation) at every step
-        dh = torch.zeros_like(h0)  # dL/dh_{t-1}, carried back in time
-        for dy, s, dp in _steps(dHs, slope, dP, reverse=not ctx.reverse):
-            torch.add(dy, dh, out=dp).mul_(s)
-            mm(dp, W_back, out=dh)
-        return dP, dh, _weight_grad(mm, dP, _previous(Hs, h0, ctx.reverse), W_hh), None, None
+        dh, ones = torch.zeros_like(h0), torch.ones_like(h0)  # dL/dh_{t-1}, carried back in time
+        for dy, h, dp in _steps(dHs, Hs, dP, reverse=not ctx.reverse):
+            torch.add(dy, dh, out=dp)  # dL/dh_t: from the output and from the next step
+            dp.mul_(h > 0) if ctx.relu else dp.mul_(torch.addcmul(ones, h, h, value=-1))  # phi' from phi's output
+            dh = products.mm(dp, W_back)  # dL/dh_{t-1}
+        return dP, dh, products.weight_grad(dP, Hs, h0, ctx.reverse), None, None
 
 
 def rnn_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, *, relu: bool, reverse: bool) -> Steps:
@@ -150,45 +248,42 @@ class _GRUSteps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, XW, h0, W_hh, b_hh, reverse: bool):  # type: ignore[override]
-        mm, (T, N, H) = _matmul_for(XW, W_hh), (*XW.shape[:2], h0.shape[-1])
-        HW = torch.empty_like(XW)  # (T, N, 3H): h_{t-1} W_hh^T + b_hh
-        RZ = XW.new_empty(T, N, 2 * H)  # the gates r and z
-        Ns, Hs = XW.new_empty(T, N, H), XW.new_empty(T, N, H)  # the candidate n and the output h
-        bias = None if b_hh is None else b_hh.expand(N, 3 * H)
-        (x_rz, x_n), (h_rz, h_n) = XW.split(2 * H, dim=2), HW.split(2 * H, dim=2)
-        h = h0
-        steps = _steps(x_rz, x_n, HW, h_rz, h_n, RZ, *_gates(RZ, 2), Ns, Hs, reverse=reverse)
-        for xrz_t, xn_t, hw_t, hrz_t, hn_t, rz_t, r_t, z_t, n_t, h_t in steps:
-            mm(h, W_hh, acc=bias, out=hw_t)
-            torch.add(xrz_t, hrz_t, out=rz_t).sigmoid_()
-            n = _tanh_(torch.addcmul(xn_t, r_t, hn_t, out=n_t))
-            h = torch.sub(h, n, out=h_t).mul_(z_t).add_(n)  # h' = n + z * (h - n)
-        ctx.save_for_backward(HW, RZ, Ns, Hs, h0, W_hh)
+        products, H = _Products(XW, W_hh), h0.shape[-1]
+        Hs, W, h, saved = XW.new_empty(*XW.shape[:2], H), products.weight(W_hh), h0, []
+        for x_rz, x_n, h_t in _steps(*XW.split(2 * H, dim=2), Hs, reverse=reverse):
+            h_rz, h_n = products.mm(h, W, bias=b_hh).split(2 * H, dim=1)  # h W_hh^T + b_hh, (N, 2H) and (N, H)
+            rz = torch.add(x_rz, h_rz).sigmoid_()
+            r, z = _gates(rz, 2)
+            n = _tanh_(torch.addcmul(x_n, r, h_n))
+            h = torch.sub(h, n, out=h_t).mul_(z).add_(n)  # h' = n + z * (h - n)
+            saved.append((rz, r, z, n, h_n))
+        ctx.save_for_backward(Hs, h0, W_hh)
+        ctx.saved = saved[::-1] if reverse else saved  # in time order, one step's small tensors each
         ctx.has_bias, ctx.reverse = b_hh is not None, reverse
         return Hs
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs):  # type: ignore[override]
-        HW, RZ, Ns, Hs, h0, W_hh = ctx.saved_tensors
-        mm, W_back, (T, N, H) = _matmul_for(Hs, W_hh), W_hh.t().contiguous(), Hs.shape
-        previous, (r, z), h_n = _previous(Hs, h0, ctx.reverse), _gates(RZ, 2), _gates(HW, 3)[2]
-        # every gate gradient is dL/dh_t times a factor known from the forward pass: the factors of all steps first
-        through_n = (1 - z) * (1 - Ns * Ns)  # d h_t / d(x_n + r * h_n)
-        to_x = torch.cat([through_n * h_n * r * (1 - r), (previous - Ns) * z * (1 - z), through_n], dim=2)
-        to_h = torch.cat([to_x[..., : 2 * H], through_n * r], dim=2)  # h_n is multiplied by r
-        dH = torch.empty_like(Hs)  # dL/dh_t at every step
-        dHW = torch.empty_like(HW)  # dL/d(h_{t-1} W_hh^T + b_hh), (T, N, 3H)
-        dh, direct = torch.zeros_like(h0), torch.empty_like(h0)  # dL/dh_{t-1}: through W_hh, and through z
-        steps = _steps(dHs, dH, dH[:, :, None], z, to_h.unflatten(2, (3, H)), dHW.unflatten(2, (3, H)), dHW,
-                       reverse=not ctx.reverse)  # fmt: skip
-        for dy, g, g3, z_t, to_h_t, dhw3, dhw in steps:
-            torch.add(dy, dh, out=g)
-            torch.mul(g3, to_h_t, out=dhw3)
-            mm(dhw, W_back, acc=torch.mul(g, z_t, out=direct), out=dh)
-        dXW = (dH[:, :, None] * to_x.unflatten(2, (3, H))).flatten(2)
+        Hs, h0, W_hh = ctx.saved_tensors
+        products, H = _Products(Hs, W_hh), h0.shape[-1]
+        W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
+        dXW = Hs.new_empty(*Hs.shape[:2], 3 * H)  # dL/d(x W_ih^T + b_ih) at every step
+        dHW = _kept("dHW", dXW.shape, dXW)  # dL/d(h_{t-1} W_hh^T + b_hh): h_n enters multiplied by r
+        dh, ones = torch.zeros_like(h0), torch.ones_like(h0)  # dL/dh_{t-1}, carried back in time
+        steps = _steps(dHs, ctx.saved, _previous(Hs, h0, ctx.reverse), dXW[..., : 2 * H], *_gates(dXW, 3), dHW,
+                       *dHW.split(2 * H, dim=2), reverse=not ctx.reverse)  # fmt: skip
+        for dy, (rz, r, z, n, h_n), h_previous, dx_rz, dx_r, dx_z, dx_n, dhw, dh_rz, dh_n in steps:
+            g = dy + dh  # dL/dh_t; h_t = n + z * (h_{t-1} - n)
+            torch.mul(g, ones - z, out=dx_n).mul_(torch.addcmul(ones, n, n, value=-1))  # n = tanh(x_n + r h_n)
+            torch.mul(dx_n, h_n, out=dx_r)  # dL/dr
+            torch.sub(h_previous, n, out=dx_z).mul_(g)  # dL/dz
+            dx_rz.mul_(rz).mul_(1 - rz)  # through the sigmoids of r and z
+            dh_rz.copy_(dx_rz)
+            torch.mul(dx_n, r, out=dh_n)
+            dh = products.mm(dhw, W_back, acc=g.mul_(z))  # dL/dh_{t-1}: through W_hh, and through z directly
         db_hh = dHW.sum((0, 1)) if ctx.has_bias else None
-        return dXW, dh, _weight_grad(mm, dHW, previous, W_hh), db_hh, None
+        return dXW, dh, products.weight_grad(dHW, Hs, h0, ctx.reverse), db_hh, None
 
 
 def gru_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, b_hh: torch.Tensor | None, *,
@@ -203,44 +298,44 @@ class _LSTMSteps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, XW, h0, c0, W_hh, reverse: bool):  # type: ignore[override]
-        mm, (T, N, H) = _matmul_for(XW, W_hh), (*XW.shape[:2], h0.shape[-1])
-        G = torch.empty_like(XW)  # (T, N, 4H): the activated gates i, f, g, o
-        Cs, TCs, Hs = (XW.new_empty(T, N, H) for _ in range(3))  # c_t, tanh(c_t), h_t
-        h, c = h0, c0
-        for xw, gates, i, f, g, o, c_t, tc_t, h_t in _steps(XW, G, *_gates(G, 4), Cs, TCs, Hs, reverse=reverse):
-            mm(h, W_hh, acc=xw, out=gates)
+        products, Hs = _Products(XW, W_hh), XW.new_empty(*XW.shape[:2], h0.shape[-1])
+        W, h, c, saved = products.weight(W_hh), h0, c0, []
+        for xw, h_t in _steps(XW, Hs, reverse=reverse):
+            gates = products.mm(h, W, acc=xw)  # (N, 4H)
+            i, f, g, o = _gates(gates, 4)
             g.mul_(2)  # one sigmoid for the four gates: tanh(a) = 2 sigmoid(2a) - 1 for the candidate g
             gates.sigmoid_()
             g.mul_(2).sub_(1)
-            c = torch.mul(f, c, out=c_t).addcmul_(i, g)
-            h = torch.mul(o, _tanh_(tc_t.copy_(c)), out=h_t)
-        ctx.save_for_backward(G, Cs, TCs, Hs, h0, c0, W_hh)
-        ctx.reverse = reverse
+            c_previous, c = c, torch.addcmul(f * c, i, g)
+            tanh_c = _tanh_(c.clone())
+            h = torch.mul(o, tanh_c, out=h_t)
+            saved.append((gates, c_previous, tanh_c))
+        ctx.save_for_backward(Hs, h0, W_hh)
+        ctx.saved, ctx.reverse = saved[::-1] if reverse else saved, reverse  # in time order, small tensors
         return Hs, c.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs, dc_last):  # type: ignore[override]
-        G, Cs, TCs, Hs, h0, c0, W_hh = ctx.saved_tensors
-        mm, W_back, H, reverse = _matmul_for(G, W_hh), W_hh.t().contiguous(), h0.shape[-1], ctx.reverse
-        i, f, g, o = _gates(G, 4)
-        # the gate gradients are dL/dc_t (i, f, g) or dL/dh_t (o) times factors known from the forward pass
-        to_c = o * (1 - TCs * TCs)  # d h_t / d c_t
-        from_c = torch.stack([g * i * (1 - i), _previous(Cs, c0, reverse) * f * (1 - f), i * (1 - g * g)], dim=2)
-        from_h = TCs * o * (1 - o)
-        dG = torch.empty_like(G)  # dL/d(gate pre-activations), (T, N, 4H)
-        dG4 = dG.unflatten(2, (4, H))  # (T, N, 4, H)
-        dh, dc, gh = torch.zeros_like(h0), dc_last.clone(), torch.empty_like(h0)  # dL/dh_{t-1}, dL/dc_t, dL/dh_t
-        dc3 = dc[:, None]  # (N, 1, H), a view of dc
-        steps = _steps(dHs, to_c, from_c, from_h, f, dG, dG4[:, :, :3], dG4[:, :, 3], reverse=not reverse)
-        for dy, to_c_t, from_c_t, from_h_t, f_t, dg, dg_ifg, dg_o in steps:
-            torch.add(dy, dh, out=gh)
-            dc.addcmul_(gh, to_c_t)
-            torch.mul(dc3, from_c_t, out=dg_ifg)
-            torch.mul(gh, from_h_t, out=dg_o)
-            dc.mul_(f_t)  # dL/dc_{t-1}
-            mm(dg, W_back, out=dh)
-        return dG, dh, dc, _weight_grad(mm, dG, _previous(Hs, h0, reverse), W_hh), None
+        Hs, h0, W_hh = ctx.saved_tensors
+        products = _Products(Hs, W_hh)
+        W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
+        dG = Hs.new_empty(*Hs.shape[:2], W_hh.shape[0])  # dL/d(gate pre-activations) at every step, (T, N, 4H)
+        dh, dc, ones = torch.zeros_like(h0), dc_last.clone(), torch.ones_like(h0)  # carried back in time
+        for dy, (gates, c_previous, tanh_c), dgates in _steps(dHs, ctx.saved, dG, reverse=not ctx.reverse):
+            (i, f, g, o), (di, df, dg, do) = _gates(gates, 4), _gates(dgates, 4)
+            gh = dy + dh  # dL/dh_t; h_t = o * tanh(c_t)
+            dc.addcmul_(gh, torch.addcmul(ones, tanh_c, tanh_c, value=-1).mul_(o))  # dL/dc_t: carried + through h_t
+            torch.sub(1, gates, out=dgates).mul_(gates)  # the sigmoids' slopes s (1 - s) ...
+            torch.addcmul(ones, g, g, value=-1, out=dg)  # ... and tanh's for the candidate g
+            di.mul_(dc).mul_(g)  # c_t = f * c_{t-1} + i * g
+            df.mul_(dc).mul_(c_previous)
+            dg.mul_(dc).mul_(i)
+            do.mul_(gh).mul_(tanh_c)
+            dc.mul_(f)  # dL/dc_{t-1}
+            dh = products.mm(dgates, W_back)
+        return dG, dh, dc, products.weight_grad(dG, Hs, h0, ctx.reverse), None
+
 
 def lstm_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, *, reverse: bool) -> Steps:
     """The fast LSTM loop over ``XW`` ``(T, N, 4H)``: the outputs ``(T, N, H)`` and the final ``(h, c)``."""
