@@ -207,12 +207,22 @@ def test_fast_path_in_float32_with_either_matrix_kernel(kind, onednn, monkeypatc
 
 @pytest.mark.parametrize("min_flops", [0, 4e6])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_either_matrix_kernel_computes_acc_plus_x_times_w_transposed(min_flops, dtype, monkeypatch):
+def test_either_matrix_kernel_computes_the_step_products(min_flops, dtype, monkeypatch):
     monkeypatch.setattr(recurrent_fast, "ONEDNN_MIN_FLOPS", min_flops)
     x, W, acc = torch.randn(3, 4, dtype=dtype), torch.randn(5, 4, dtype=dtype), torch.randn(3, 5, dtype=dtype)
-    mm = recurrent_fast._Products(x[None], W).mm
-    torch.testing.assert_close(mm(x, W, out=torch.empty(3, 5, dtype=dtype)), x @ W.T)
-    torch.testing.assert_close(mm(x, W, acc=acc, out=torch.empty(3, 5, dtype=dtype)), acc + x @ W.T)
+    products = recurrent_fast._Products(x[None], W)
+    packed = products.weight(W)
+    torch.testing.assert_close(products.mm(x, packed, out=torch.empty(3, 5, dtype=dtype)), x @ W.T)
+    torch.testing.assert_close(products.mm(x, packed, acc=acc), acc + x @ W.T)
+    torch.testing.assert_close(products.mm(x, packed, bias=acc[0]), x @ W.T + acc[0])
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+def test_fast_layer_under_autocast_takes_the_readable_steps(kind):
+    fast, readable = _fast_twins(kind, torch.float32)
+    X = torch.randn(T, N, I)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(fast(X)[0], readable(X)[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kind", PAIRS)

@@ -16,7 +16,8 @@ multiplies the ``(N, H)`` hidden state by ``W_hh``.
 
 ``fast=True`` runs each layer direction through :mod:`divekit.nn.recurrent_fast`
 instead (one autograd function per direction, a hand-written backward through
-time, the same values); the readable ``_step`` below stays the reference.
+time, the same values); the readable ``_step`` below stays the reference, and
+is also what runs under ``torch.autocast``.
 """
 
 from __future__ import annotations
@@ -172,9 +173,10 @@ class _Recurrent(nn.Module):
         W_ih, W_hh = getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}")
         b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
-        linear = recurrent_fast.project if self.fast else F.linear
-        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh, linear)  # (T, N, G*H), all steps at once
-        if self.fast:
+        fast = self.fast and not torch.is_autocast_enabled(X.device.type)  # the fast path keeps X's dtype throughout
+        # X W_ih^T of all steps at once, (T, N, G*H)
+        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh, recurrent_fast.project if fast else F.linear)
+        if fast:
             return self._fast_steps(XW, state, W_hh, b_hh, reverse=reverse)
         # unbind, not XW[t]: the backward of T separate indexings would write T full-size zero tensors
         steps = XW.unbind(0)
