@@ -46,11 +46,11 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from divekit.data.corpora import build_corpus, load_time_machine, pydoc_lines  # noqa: E402
-from divekit.data.sampling import SequentialBatches  # noqa: E402
-from divekit.device import configure_threads  # noqa: E402
-from divekit.models import create_model  # noqa: E402
-from divekit.nn import recurrent_fast  # noqa: E402
+from divekit.data.corpora import build_corpus, load_time_machine, pydoc_lines
+from divekit.data.sampling import SequentialBatches
+from divekit.device import configure_threads
+from divekit.models import create_model
+from divekit.nn import recurrent_fast
 
 BOOK_HIDDENS = {"rnn": 512, "gru": 256, "lstm": 256}  # §6.4.3 (RNN), §6.5 (GRU), §6.6 (LSTM)
 
@@ -112,9 +112,9 @@ class TextbookLSTM(TextbookRNN):
 
     def cell(self, X_t, state):
         ((W_xi, W_hi, b_i), (W_xf, W_hf, b_f), (W_xo, W_ho, b_o), (W_xc, W_hc, b_c)), (H, C) = self.gates, state
-        I = torch.sigmoid(X_t @ W_xi + H @ W_hi + b_i)  # noqa: E741 (the book's name)
+        I = torch.sigmoid(X_t @ W_xi + H @ W_hi + b_i)
         F_ = torch.sigmoid(X_t @ W_xf + H @ W_hf + b_f)
-        O = torch.sigmoid(X_t @ W_xo + H @ W_ho + b_o)  # noqa: E741
+        O = torch.sigmoid(X_t @ W_xo + H @ W_ho + b_o)
         C_tilde = torch.tanh(X_t @ W_xc + H @ W_hc + b_c)
         C = F_ * C + I * C_tilde
         return O * torch.tanh(C), C
@@ -188,8 +188,8 @@ def divekit_lstm_epoch(trainer) -> Rate:
 
 def make_trainer(text_lines: list[str], *, max_tokens: int, num_hiddens: int, batch_size: int, num_steps: int):
     from divekit.data.corpora import TextCorpus
-    from divekit.runs.run import build_model, build_task, resolve_config
     from divekit.engine.trainer import Trainer
+    from divekit.runs.run import build_model, build_task, resolve_config
 
     config = resolve_config("lstm-lm", data="pydoc", overrides={
         "task.max_tokens": max_tokens, "model.options.num_hiddens": num_hiddens, "data.batch_size": batch_size,

@@ -8,26 +8,29 @@ then walk them back one by one. Here each layer direction is one
 - the forward loop records nothing: each step is a few in-place operations
   on small ``(N, H)`` tensors, and the outputs go straight into one
   ``(T, N, H)`` tensor instead of being stacked at the end;
-- the backward loop carries ``dL/dh`` (and ``dL/dc``) back in time and
-  adds each step's share of ``dL/dW_hh`` into one tensor with ``addmm_``
-  (autograd would make a new ``(G*H, H)`` product per step and add them up);
+- the backward loop only carries ``dL/dh`` (and ``dL/dc``) back in time, one
+  ``(N, G*H) @ (G*H, H)`` product per step; the weight gradient
+  ``dL/dW_hh = sum_t dG_t^T h_{t-1}`` is then one product over all steps
+  (autograd makes ``T`` of them and adds them up);
 - ``tanh(a)`` is computed as ``2 sigmoid(2a) - 1``: the same function, and
   PyTorch's CPU ``tanh`` is several times slower than its ``sigmoid``;
-- on the CPU in float32 and for large enough steps, the per-step products
-  ``h @ W_hh^T`` go to oneDNN (PyTorch's own CPU kernel library) when this
-  build has it: on this project's AMD EPYC machine, MKL's GEMM behind
-  ``torch.mm`` runs at AVX2 speed and oneDNN's up to twice as fast. The op is
-  PyTorch-internal (its compiler uses it), so it is probed once and the fast
-  path falls back to ``torch.addmm`` where it is missing or disagrees;
-  :data:`USE_ONEDNN` switches it off.
+- on the CPU in float32, when the products are large enough, they go to
+  oneDNN (PyTorch's own CPU kernel library; the step weights packed once per
+  call) when this build has it: on this project's AMD EPYC machine, MKL's
+  GEMM behind ``torch.mm`` runs at AVX2 speed and oneDNN's up to twice as
+  fast. So does the input projection ``X W_ih^T`` of all steps. The ops are
+  PyTorch-internal (its compiler uses them), so they are probed once and
+  the fast path falls back to ``torch.addmm`` where they are missing or
+  disagree; :data:`USE_ONEDNN` switches them off.
 
-The activations kept for the backward pass are one small tensor per step,
-not ``(T, ...)`` buffers: on the CPU, every fresh large buffer is mapped anew
-from the system at every batch and costs a page fault per 4 KiB (about
-2 us each on the test machine), which small tensors, reused by the C
-allocator, do not.
+Memory is laid out for the CPU's allocator: the activations kept for the
+backward pass are one small tensor per step, and the large scratch buffers of
+a backward pass are kept by the thread from one call to the next. A fresh
+large buffer is mapped anew from the system at every batch and costs a page
+fault per 4 KiB (about 2 us each on the test machine); small tensors and
+kept buffers do not.
 
-The layers' parameters, initial state and input projection stay those of
+The layers' parameters and initial state stay those of
 :mod:`divekit.nn.recurrent`; tests prove outputs, final states and gradients
 equal to the readable path. The backward is ``once_differentiable``: no
 double backward through the fast path.
@@ -35,14 +38,14 @@ double backward through the fast path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
 import threading
+from collections.abc import Callable
 from functools import cache
+from typing import NamedTuple
 
 import torch
-from torch.nn import functional as F
 from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.nn import functional as F
 
 State = tuple[torch.Tensor, ...]
 Steps = tuple[torch.Tensor, State]  # the outputs (T, N, H) and the final state
