@@ -258,7 +258,7 @@ class _GRUSteps(torch.autograd.Function):
             rz = torch.add(x_rz, h_rz).sigmoid_()
             r, z = _gates(rz, 2)
             n = _tanh_(torch.addcmul(x_n, r, h_n))
-            h = torch.sub(h, n, out=h_t).mul_(z).add_(n)  # h' = n + z * (h - n)
+            h = torch.lerp(n, h, z, out=h_t)  # h' = n + z * (h - n)
             saved.append((rz, r, z, n, h_n))
         ctx.save_for_backward(Hs, h0, W_hh)
         ctx.saved = saved[::-1] if reverse else saved  # in time order, one step's small tensors each
@@ -278,10 +278,10 @@ class _GRUSteps(torch.autograd.Function):
                        *dHW.split(2 * H, dim=2), reverse=not ctx.reverse)  # fmt: skip
         for dy, (rz, r, z, n, h_n), h_previous, dx_rz, dx_r, dx_z, dx_n, dhw, dh_rz, dh_n in steps:
             g = dy + dh  # dL/dh_t; h_t = n + z * (h_{t-1} - n)
-            torch.mul(g, ones - z, out=dx_n).mul_(torch.addcmul(ones, n, n, value=-1))  # n = tanh(x_n + r h_n)
+            torch.addcmul(g, g, z, value=-1, out=dx_n).mul_(torch.addcmul(ones, n, n, value=-1))  # n = tanh(..)
             torch.mul(dx_n, h_n, out=dx_r)  # dL/dr
             torch.sub(h_previous, n, out=dx_z).mul_(g)  # dL/dz
-            dx_rz.mul_(rz).mul_(1 - rz)  # through the sigmoids of r and z
+            dx_rz.mul_(torch.addcmul(rz, rz, rz, value=-1))  # through the sigmoids of r and z: s (1 - s)
             dh_rz.copy_(dx_rz)
             torch.mul(dx_n, r, out=dh_n)
             dh = products.mm(dhw, W_back, acc=g.mul_(z))  # dL/dh_{t-1}: through W_hh, and through z directly
@@ -329,7 +329,7 @@ class _LSTMSteps(torch.autograd.Function):
             (i, f, g, o), (di, df, dg, do) = _gates(gates, 4), _gates(dgates, 4)
             gh = dy + dh  # dL/dh_t; h_t = o * tanh(c_t)
             dc.addcmul_(gh, torch.addcmul(ones, tanh_c, tanh_c, value=-1).mul_(o))  # dL/dc_t: carried + through h_t
-            torch.sub(1, gates, out=dgates).mul_(gates)  # the sigmoids' slopes s (1 - s) ...
+            torch.addcmul(gates, gates, gates, value=-1, out=dgates)  # the sigmoids' slopes s (1 - s) ...
             torch.addcmul(ones, g, g, value=-1, out=dg)  # ... and tanh's for the candidate g
             di.mul_(dc).mul_(g)  # c_t = f * c_{t-1} + i * g
             df.mul_(dc).mul_(c_previous)
