@@ -173,11 +173,9 @@ class _Recurrent(nn.Module):
         W_ih, W_hh = getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}")
         b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
-        fast = self.fast and not torch.is_autocast_enabled(X.device.type)  # the fast path keeps X's dtype throughout
-        # X W_ih^T of all steps at once, (T, N, G*H)
-        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh, recurrent_fast.project if fast else F.linear)
-        if fast:
-            return self._fast_steps(XW, state, W_hh, b_hh, reverse=reverse)
+        if self.fast and not torch.is_autocast_enabled(X.device.type):  # the fast path keeps X's dtype throughout
+            return self._fast_steps(X, state, (W_ih, b_ih, W_hh, b_hh), reverse=reverse)
+        XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh)  # (T, N, G*H), all steps at once
         # unbind, not XW[t]: the backward of T separate indexings would write T full-size zero tensors
         steps = XW.unbind(0)
         outputs = []
@@ -188,18 +186,18 @@ class _Recurrent(nn.Module):
             outputs.reverse()
         return torch.stack(outputs), state
 
-    def _project_inputs(self, X, W_ih, b_ih, b_hh, linear=F.linear):
+    def _project_inputs(self, X, W_ih, b_ih, b_hh):
         """``X W_ih^T + b_ih + b_hh`` for every step; returns it and the bias left for the loop (none)."""
         bias = b_ih + b_hh if b_ih is not None else None
-        return linear(X, W_ih, bias), None
+        return F.linear(X, W_ih, bias), None
 
     def _step(self, xw: torch.Tensor, state: State, W_hh: torch.Tensor, b_hh: torch.Tensor | None) -> State:
         """One time step: the new state from the projected input ``xw`` ``(N, G*H)``."""
         raise NotImplementedError
 
-    def _fast_steps(self, XW: torch.Tensor, state: State, W_hh: torch.Tensor, b_hh: torch.Tensor | None, *,
+    def _fast_steps(self, X: torch.Tensor, state: State, weights: recurrent_fast.Weights, *,
                     reverse: bool) -> tuple[torch.Tensor, State]:  # fmt: skip
-        """Every time step at once through :mod:`divekit.nn.recurrent_fast`; as the loop of ``_step`` returns."""
+        """The projection and every time step through :mod:`divekit.nn.recurrent_fast`; returns as the loop above."""
         raise NotImplementedError
 
 
@@ -225,8 +223,8 @@ class RNN(_Recurrent):
         pre = torch.addmm(xw, state[0], W_hh.t())  # (N, H)
         return (torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre),)
 
-    def _fast_steps(self, XW, state, W_hh, b_hh, *, reverse):
-        return recurrent_fast.rnn_steps(XW, state, W_hh, relu=self.nonlinearity == "relu", reverse=reverse)
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.rnn_steps(X, state, weights, relu=self.nonlinearity == "relu", reverse=reverse)
 
 
 class GRU(_Recurrent):
@@ -240,8 +238,8 @@ class GRU(_Recurrent):
 
     num_gates = 3
 
-    def _project_inputs(self, X, W_ih, b_ih, b_hh, linear=F.linear):
-        return linear(X, W_ih, b_ih), b_hh
+    def _project_inputs(self, X, W_ih, b_ih, b_hh):
+        return F.linear(X, W_ih, b_ih), b_hh
 
     def _step(self, xw, state, W_hh, b_hh):
         (h,) = state
@@ -253,8 +251,8 @@ class GRU(_Recurrent):
         n = torch.tanh(x_n + r * h_n)
         return (n + z * (h - n),)  # = (1 - z) * n + z * h
 
-    def _fast_steps(self, XW, state, W_hh, b_hh, *, reverse):
-        return recurrent_fast.gru_steps(XW, state, W_hh, b_hh, reverse=reverse)
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.gru_steps(X, state, weights, reverse=reverse)
 
 
 class LSTM(_Recurrent):
@@ -275,5 +273,5 @@ class LSTM(_Recurrent):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
 
-    def _fast_steps(self, XW, state, W_hh, b_hh, *, reverse):
-        return recurrent_fast.lstm_steps(XW, state, W_hh, reverse=reverse)
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.lstm_steps(X, state, weights, reverse=reverse)

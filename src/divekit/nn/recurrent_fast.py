@@ -18,17 +18,19 @@ then walk them back one by one. Here each layer direction is one
   oneDNN (PyTorch's own CPU kernel library; the step weights packed once per
   call) when this build has it: on this project's AMD EPYC machine, MKL's
   GEMM behind ``torch.mm`` runs at AVX2 speed and oneDNN's up to twice as
-  fast. So does the input projection ``X W_ih^T`` of all steps. The ops are
+  fast. The input projection ``X W_ih^T`` of all steps is one product per
+  call, made inside the same function. The ops are
   PyTorch-internal (its compiler uses them), so they are probed once and
   the fast path falls back to ``torch.addmm`` where they are missing or
   disagree; :data:`USE_ONEDNN` switches them off.
 
 Memory is laid out for the CPU's allocator: the activations kept for the
-backward pass are one small tensor per step, and the large scratch buffers of
-a backward pass are kept by the thread from one call to the next. A fresh
-large buffer is mapped anew from the system at every batch and costs a page
-fault per 4 KiB (about 2 us each on the test machine); small tensors and
-kept buffers do not.
+backward pass are one small tensor per step, and the large scratch buffers
+used within one call (the projected inputs, the gate gradients of all steps,
+the transposed operands of the weight gradients) are kept by the thread from
+one call to the next. A fresh large buffer is mapped anew from the system at
+every batch and costs a page fault per 4 KiB (about 2 us each on the test
+machine); small tensors and kept buffers do not.
 
 The layers' parameters and initial state stay those of
 :mod:`divekit.nn.recurrent`; tests prove outputs, final states and gradients
@@ -45,10 +47,10 @@ from typing import NamedTuple
 
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
-from torch.nn import functional as F
 
 State = tuple[torch.Tensor, ...]
 Steps = tuple[torch.Tensor, State]  # the outputs (T, N, H) and the final state
+Weights = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]  # W_ih, b_ih, W_hh, b_hh
 
 USE_ONEDNN = True  # False: always torch.addmm (to measure what oneDNN adds, or to rule it out)
 ONEDNN_MIN_FLOPS = 4e6  # smaller step products stay on torch.addmm (see _Products)
@@ -89,12 +91,11 @@ class _Products:
     hidden 256 with 3 gates, 0.3x at hidden 16), so small steps keep ``addmm``.
     """
 
-    def __init__(self, like: torch.Tensor, W_hh: torch.Tensor) -> None:
-        self.batch = like.shape[1]
+    def __init__(self, X: torch.Tensor, W_hh: torch.Tensor) -> None:
+        self.batch = X.shape[1]
         big = 2 * self.batch * W_hh.numel() >= ONEDNN_MIN_FLOPS  # one step's product: (N, H) @ (H, G*H)
-        eligible = USE_ONEDNN and big and like.device.type == "cpu" and like.dtype == torch.float32
+        eligible = USE_ONEDNN and big and X.device.type == "cpu" and X.dtype == torch.float32
         self.onednn = _onednn() if eligible else None
-        self.linear = self.onednn.linear if self.onednn else None
 
     def weight(self, W: torch.Tensor) -> torch.Tensor:
         """``W`` as :meth:`mm` reads it fastest: packed once for oneDNN (17-21% faster per step), else as is."""
@@ -102,86 +103,70 @@ class _Products:
 
     def mm(self, x: torch.Tensor, W: torch.Tensor, *, acc: torch.Tensor | None = None,
            bias: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-        """``acc + x @ W^T`` (``acc`` an ``(N, O)`` tensor) or ``x @ W^T + bias``, into ``out`` if given.
-
-        ``W`` comes from :meth:`weight`.
-        """
-        if self.linear is None:
+        """``acc + x @ W^T`` (``acc`` an ``(N, O)`` tensor) or ``x @ W^T + bias``, into ``out`` if given."""
+        if self.onednn is None:
             base = acc if acc is not None else bias
             return torch.mm(x, W.t(), out=out) if base is None else torch.addmm(base, x, W.t(), out=out)
-        y = self.linear(x, W, bias)
+        y = self.onednn.linear(x, W, bias)
         if acc is not None:
             return torch.add(acc, y, out=out)
         return y if out is None else out.copy_(y)
 
+    def outer(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """``A^T B`` for ``A`` ``(M, P)`` and ``B`` ``(M, Q)``: a weight gradient summed over ``M`` rows.
+
+        ``torch.mm`` takes the transposed views as they are. oneDNN wants both
+        operands transposed in memory; copied into kept buffers, that still
+        costs well under MKL's product here (RNN, hidden 512: 0.2 + 0.3 +
+        2.7 ms against 6.0 ms).
+        """
+        if self.onednn is None or len(A) == 0:
+            return torch.mm(A.t(), B)
+        A_T, B_T = _kept("A^T", A.t().shape, A).copy_(A.t()), _kept("B^T", B.t().shape, B).copy_(B.t())
+        return self.onednn.linear(A_T, B_T)
+
+    def project(self, X: torch.Tensor, W_ih: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``X W_ih^T + bias`` of every step, ``(T, N, G*H)``, in a kept buffer: read only during this forward."""
+        XW = _kept("XW", (*X.shape[:2], W_ih.shape[0]), X)
+        self.mm(X.reshape(-1, X.shape[-1]), W_ih, bias=bias, out=XW.view(-1, W_ih.shape[0]))
+        return XW
+
+    def input_grads(self, dXW: torch.Tensor, X: torch.Tensor, W_ih: torch.Tensor, *, needs_X: bool,
+                    has_bias: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """``dL/dX``, ``dL/dW_ih`` and ``dL/db`` of the projection from its output's gradient ``dXW``."""
+        dXW2, X2 = dXW.flatten(0, 1), X.reshape(-1, X.shape[-1])  # (T*N, G*H), (T*N, I)
+        dX = self.mm(dXW2, W_ih.t()).view(X.shape) if needs_X else None
+        return dX, self.outer(dXW2, X2), dXW2.sum(0) if has_bias else None
+
     def weight_grad(self, dG: torch.Tensor, Hs: torch.Tensor, h0: torch.Tensor, reverse: bool) -> torch.Tensor:
         """``dL/dW_hh = sum_t dG_t^T h_{t-1}`` from the gate gradients ``dG`` ``(T, N, G*H)`` of every step.
 
-        One product over the ``(T-1) * N`` rows of the steps that started
-        from an output, plus the step that started from ``h0``. ``torch.mm``
-        takes the transposed views as they are. oneDNN wants both operands
-        transposed in memory; copied whole into two buffers kept between
-        calls, that still costs well under MKL's product here (RNN, hidden
-        512: 0.2 + 0.3 + 2.7 ms against 6.0 ms).
+        One product over the steps that started from an output, plus the one
+        that started from ``h0`` (no copy of the states into one tensor).
         """
         first, rest, inputs = (-1, slice(None, -1), slice(1, None)) if reverse else (0, slice(1, None), slice(None, -1))
-        dG_rest, h_inputs = dG[rest].flatten(0, 1), Hs[inputs].flatten(0, 1)  # ((T-1) N, G*H), ((T-1) N, H)
-        if self.linear is None or len(dG) == 1:
-            dW = torch.mm(dG_rest.t(), h_inputs)
-        else:
-            dW = self.linear(_kept("dG^T", dG_rest.t().shape, dG).copy_(dG_rest.t()),
-                             _kept("h^T", h_inputs.t().shape, Hs).copy_(h_inputs.t()))  # fmt: skip
-        return dW.addmm_(dG[first].t(), h0)
-
-
-def project(X: torch.Tensor, W: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """The input projection ``X W^T + bias`` of every step ``(T, N, I) -> (T, N, G*H)``, like ``F.linear``.
-
-    On the CPU in float32 it goes to oneDNN with a hand-written backward:
-    MKL runs this thin product (the book's one-hot input has I = 28) at a
-    fraction of its speed. Elsewhere it is ``F.linear``.
-    """
-    flops = 2 * X[..., 0].numel() * W.numel()
-    eligible = USE_ONEDNN and flops >= ONEDNN_MIN_FLOPS and X.device.type == "cpu" and X.dtype == torch.float32
-    return _Projection.apply(X, W, bias) if eligible and _onednn() else F.linear(X, W, bias)
-
-
-class _Projection(torch.autograd.Function):
-    """``F.linear`` over ``(T, N, I)`` by oneDNN; the weight gradient from operands transposed in kept buffers."""
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, X, W, bias):  # type: ignore[override]
-        ctx.save_for_backward(X, W)
-        ctx.has_bias = bias is not None
-        return _onednn().linear(X.reshape(-1, X.shape[-1]), W, bias).unflatten(0, X.shape[:-1])
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: FunctionCtx, dY):  # type: ignore[override]
-        X, W = ctx.saved_tensors
-        linear, needs = _onednn().linear, ctx.needs_input_grad
-        dY2, X2 = dY.reshape(-1, dY.shape[-1]), X.reshape(-1, X.shape[-1])  # (T*N, G*H), (T*N, I)
-        dX = linear(dY2, W.t().contiguous()).view_as(X) if needs[0] else None
-        dW = linear(_kept("dY^T", dY2.t().shape, dY2).copy_(dY2.t()),
-                    _kept("X^T", X2.t().shape, X2).copy_(X2.t())) if needs[1] else None  # fmt: skip
-        return dX, dW, dY2.sum(0) if ctx.has_bias and needs[2] else None
+        return self.outer(dG[rest].flatten(0, 1), Hs[inputs].flatten(0, 1)).addmm_(dG[first].t(), h0)
 
 
 _THREAD = threading.local()
+_KEPT_MAX = 32  # buffers per thread, all names and shapes; past it the thread starts afresh
 
 
-def _kept(name: str, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-    """A buffer this thread keeps from one backward pass to the next.
+def _kept(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A scratch buffer this thread keeps from one call to the next, by name, shape, dtype and device.
 
-    Only for buffers used within one backward call. A fresh large buffer
-    would be mapped anew from the system at every batch, at a page fault per
-    4 KiB (about 2 us each on the test machine); a kept one is not.
+    Only for buffers read within one forward or one backward call, never
+    returned. A fresh large buffer would be mapped anew from the system at
+    every batch, at a page fault per 4 KiB (about 2 us each on the test
+    machine); a kept one is not.
     """
     buffers = _THREAD.__dict__.setdefault("buffers", {})
-    buffer = buffers.get(name)
-    if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype or buffer.device != like.device:
-        buffer = buffers[name] = like.new_empty(shape)
-    return buffer
+    key = (name, tuple(shape), like.dtype, like.device)
+    if key not in buffers:
+        if len(buffers) >= _KEPT_MAX:
+            buffers.clear()
+        buffers[key] = like.new_empty(shape)
+    return buffers[key]
 
 
 def _steps(*sequences: torch.Tensor | tuple[torch.Tensor, ...], reverse: bool) -> list[tuple[torch.Tensor, ...]]:
@@ -205,6 +190,11 @@ def _with_final(Hs: torch.Tensor, reverse: bool, *more: torch.Tensor) -> Steps:
     return Hs, (Hs[0 if reverse else -1], *more)
 
 
+def _folded(b_ih: torch.Tensor | None, b_hh: torch.Tensor | None) -> torch.Tensor | None:
+    """``b_ih + b_hh``: both biases add to the same pre-activation (RNN, LSTM)."""
+    return None if b_ih is None else b_ih + b_hh
+
+
 def _gates(X: torch.Tensor, count: int) -> tuple[torch.Tensor, ...]:
     """The ``count`` gate blocks of ``(..., count*H)`` as ``(..., H)`` views."""
     return X.chunk(count, dim=-1)
@@ -212,47 +202,51 @@ def _gates(X: torch.Tensor, count: int) -> tuple[torch.Tensor, ...]:
 
 # --------------------------------------------------------------------- RNN
 class _RNNSteps(torch.autograd.Function):
-    """``H_t = phi(XW_t + H_{t-1} W_hh^T)`` for every step; ``XW`` holds the input projection and both biases."""
+    """``H_t = phi(X_t W_ih^T + bias + H_{t-1} W_hh^T)`` for every step, ``bias = b_ih + b_hh``."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, XW, h0, W_hh, relu: bool, reverse: bool):  # type: ignore[override]
-        products, Hs = _Products(XW, W_hh), torch.empty_like(XW)  # (T, N, H)
+    def forward(ctx: FunctionCtx, X, h0, W_ih, bias, W_hh, relu: bool, reverse: bool):  # type: ignore[override]
+        products, H = _Products(X, W_hh), h0.shape[-1]
+        XW, Hs = products.project(X, W_ih, bias), X.new_empty(*X.shape[:2], H)  # (T, N, H) each
         W, h = products.weight(W_hh), h0
         for xw, h_t in _steps(XW, Hs, reverse=reverse):
             h = products.mm(h, W, acc=xw, out=h_t)
             h = h.relu_() if relu else _tanh_(h)
-        ctx.save_for_backward(Hs, h0, W_hh)
-        ctx.relu, ctx.reverse = relu, reverse
+        ctx.save_for_backward(X, h0, W_ih, W_hh, Hs)
+        ctx.relu, ctx.reverse, ctx.has_bias = relu, reverse, bias is not None
         return Hs
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs):  # type: ignore[override]
-        Hs, h0, W_hh = ctx.saved_tensors
-        products = _Products(Hs, W_hh)
+        X, h0, W_ih, W_hh, Hs = ctx.saved_tensors
+        products = _Products(X, W_hh)
         W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
-        dP = torch.empty_like(Hs)  # dL/d(pre-activation) at every step
+        dP = _kept("dG", Hs.shape, Hs)  # dL/d(pre-activation) at every step
         dh, ones = torch.zeros_like(h0), torch.ones_like(h0)  # dL/dh_{t-1}, carried back in time
         for dy, h, dp in _steps(dHs, Hs, dP, reverse=not ctx.reverse):
             torch.add(dy, dh, out=dp)  # dL/dh_t: from the output and from the next step
             dp.mul_(h > 0) if ctx.relu else dp.mul_(torch.addcmul(ones, h, h, value=-1))  # phi' from phi's output
             dh = products.mm(dp, W_back)  # dL/dh_{t-1}
-        return dP, dh, products.weight_grad(dP, Hs, h0, ctx.reverse), None, None
+        dX, dW_ih, db = products.input_grads(dP, X, W_ih, needs_X=ctx.needs_input_grad[0], has_bias=ctx.has_bias)
+        return dX, dh, dW_ih, db, products.weight_grad(dP, Hs, h0, ctx.reverse), None, None
 
 
-def rnn_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, *, relu: bool, reverse: bool) -> Steps:
-    """The fast RNN loop over ``XW`` ``(T, N, H)``: the outputs ``(T, N, H)`` and the final ``(h,)``."""
-    return _with_final(_RNNSteps.apply(XW, state[0], W_hh, relu, reverse), reverse)
+def rnn_steps(X: torch.Tensor, state: State, weights: Weights, *, relu: bool, reverse: bool) -> Steps:
+    """The fast RNN layer direction over ``X`` ``(T, N, I)``: the outputs ``(T, N, H)`` and the final ``(h,)``."""
+    W_ih, b_ih, W_hh, b_hh = weights
+    return _with_final(_RNNSteps.apply(X, state[0], W_ih, _folded(b_ih, b_hh), W_hh, relu, reverse), reverse)
 
 
 # --------------------------------------------------------------------- GRU
 class _GRUSteps(torch.autograd.Function):
-    """The GRU of :class:`divekit.nn.recurrent.GRU`; ``XW`` holds ``X W_ih^T + b_ih``, gates ``r, z, n``."""
+    """The GRU of :class:`divekit.nn.recurrent.GRU`, gates ``r, z, n``; ``b_hh`` stays apart (``r`` scales it)."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, XW, h0, W_hh, b_hh, reverse: bool):  # type: ignore[override]
-        products, H = _Products(XW, W_hh), h0.shape[-1]
-        Hs, W, h, saved = XW.new_empty(*XW.shape[:2], H), products.weight(W_hh), h0, []
+    def forward(ctx: FunctionCtx, X, h0, W_ih, b_ih, W_hh, b_hh, reverse: bool):  # type: ignore[override]
+        products, H = _Products(X, W_hh), h0.shape[-1]
+        XW, Hs = products.project(X, W_ih, b_ih), X.new_empty(*X.shape[:2], H)  # (T, N, 3H), (T, N, H)
+        W, h, saved = products.weight(W_hh), h0, []
         for x_rz, x_n, h_t in _steps(*XW.split(2 * H, dim=2), Hs, reverse=reverse):
             h_rz, h_n = products.mm(h, W, bias=b_hh).split(2 * H, dim=1)  # h W_hh^T + b_hh, (N, 2H) and (N, H)
             rz = torch.add(x_rz, h_rz).sigmoid_()
@@ -260,7 +254,7 @@ class _GRUSteps(torch.autograd.Function):
             n = _tanh_(torch.addcmul(x_n, r, h_n))
             h = torch.lerp(n, h, z, out=h_t)  # h' = n + z * (h - n)
             saved.append((rz, r, z, n, h_n))
-        ctx.save_for_backward(Hs, h0, W_hh)
+        ctx.save_for_backward(X, h0, W_ih, W_hh, Hs)
         ctx.saved = saved[::-1] if reverse else saved  # in time order, one step's small tensors each
         ctx.has_bias, ctx.reverse = b_hh is not None, reverse
         return Hs
@@ -268,11 +262,11 @@ class _GRUSteps(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs):  # type: ignore[override]
-        Hs, h0, W_hh = ctx.saved_tensors
-        products, H = _Products(Hs, W_hh), h0.shape[-1]
+        X, h0, W_ih, W_hh, Hs = ctx.saved_tensors
+        products, H = _Products(X, W_hh), h0.shape[-1]
         W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
-        dXW = Hs.new_empty(*Hs.shape[:2], 3 * H)  # dL/d(x W_ih^T + b_ih) at every step
-        dHW = _kept("dHW", dXW.shape, dXW)  # dL/d(h_{t-1} W_hh^T + b_hh): h_n enters multiplied by r
+        dXW = _kept("dG", (*Hs.shape[:2], 3 * H), Hs)  # dL/d(x W_ih^T + b_ih) at every step
+        dHW = _kept("dHW", dXW.shape, Hs)  # dL/d(h_{t-1} W_hh^T + b_hh): h_n enters multiplied by r
         dh, ones = torch.zeros_like(h0), torch.ones_like(h0)  # dL/dh_{t-1}, carried back in time
         steps = _steps(dHs, ctx.saved, _previous(Hs, h0, ctx.reverse), dXW[..., : 2 * H], *_gates(dXW, 3), dHW,
                        *dHW.split(2 * H, dim=2), reverse=not ctx.reverse)  # fmt: skip
@@ -285,23 +279,26 @@ class _GRUSteps(torch.autograd.Function):
             dh_rz.copy_(dx_rz)
             torch.mul(dx_n, r, out=dh_n)
             dh = products.mm(dhw, W_back, acc=g.mul_(z))  # dL/dh_{t-1}: through W_hh, and through z directly
-        db_hh = dHW.sum((0, 1)) if ctx.has_bias else None
-        return dXW, dh, products.weight_grad(dHW, Hs, h0, ctx.reverse), db_hh, None
+        needs_X, has_bias = ctx.needs_input_grad[0], ctx.has_bias
+        dX, dW_ih, db_ih = products.input_grads(dXW, X, W_ih, needs_X=needs_X, has_bias=has_bias)
+        db_hh = dHW.sum((0, 1)) if has_bias else None
+        return dX, dh, dW_ih, db_ih, products.weight_grad(dHW, Hs, h0, ctx.reverse), db_hh, None
 
 
-def gru_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, b_hh: torch.Tensor | None, *,
-              reverse: bool) -> Steps:  # fmt: skip
-    """The fast GRU loop over ``XW`` ``(T, N, 3H)``: the outputs ``(T, N, H)`` and the final ``(h,)``."""
-    return _with_final(_GRUSteps.apply(XW, state[0], W_hh, b_hh, reverse), reverse)
+def gru_steps(X: torch.Tensor, state: State, weights: Weights, *, reverse: bool) -> Steps:
+    """The fast GRU layer direction over ``X`` ``(T, N, I)``: the outputs ``(T, N, H)`` and the final ``(h,)``."""
+    W_ih, b_ih, W_hh, b_hh = weights
+    return _with_final(_GRUSteps.apply(X, state[0], W_ih, b_ih, W_hh, b_hh, reverse), reverse)
 
 
 # -------------------------------------------------------------------- LSTM
 class _LSTMSteps(torch.autograd.Function):
-    """The LSTM of :class:`divekit.nn.recurrent.LSTM`; ``XW`` holds the input projection and both biases."""
+    """The LSTM of :class:`divekit.nn.recurrent.LSTM`, gates ``i, f, g, o``, ``bias = b_ih + b_hh``."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, XW, h0, c0, W_hh, reverse: bool):  # type: ignore[override]
-        products, Hs = _Products(XW, W_hh), XW.new_empty(*XW.shape[:2], h0.shape[-1])
+    def forward(ctx: FunctionCtx, X, h0, c0, W_ih, bias, W_hh, reverse: bool):  # type: ignore[override]
+        products = _Products(X, W_hh)
+        XW, Hs = products.project(X, W_ih, bias), X.new_empty(*X.shape[:2], h0.shape[-1])  # (T, N, 4H), (T, N, H)
         W, h, c, saved = products.weight(W_hh), h0, c0, []
         for xw, h_t in _steps(XW, Hs, reverse=reverse):
             gates = products.mm(h, W, acc=xw)  # (N, 4H)
@@ -313,17 +310,18 @@ class _LSTMSteps(torch.autograd.Function):
             tanh_c = _tanh_(c.clone())
             h = torch.mul(o, tanh_c, out=h_t)
             saved.append((gates, c_previous, tanh_c))
-        ctx.save_for_backward(Hs, h0, W_hh)
-        ctx.saved, ctx.reverse = saved[::-1] if reverse else saved, reverse  # in time order, small tensors
+        ctx.save_for_backward(X, h0, W_ih, W_hh, Hs)
+        ctx.saved = saved[::-1] if reverse else saved  # in time order, one step's small tensors each
+        ctx.has_bias, ctx.reverse = bias is not None, reverse
         return Hs, c.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, dHs, dc_last):  # type: ignore[override]
-        Hs, h0, W_hh = ctx.saved_tensors
-        products = _Products(Hs, W_hh)
+        X, h0, W_ih, W_hh, Hs = ctx.saved_tensors
+        products = _Products(X, W_hh)
         W_back = products.weight(W_hh.t())  # mm(x, W_back) = x @ W_hh
-        dG = Hs.new_empty(*Hs.shape[:2], W_hh.shape[0])  # dL/d(gate pre-activations) at every step, (T, N, 4H)
+        dG = _kept("dG", (*Hs.shape[:2], W_hh.shape[0]), Hs)  # dL/d(gate pre-activations) at every step
         dh, dc, ones = torch.zeros_like(h0), dc_last.clone(), torch.ones_like(h0)  # carried back in time
         for dy, (gates, c_previous, tanh_c), dgates in _steps(dHs, ctx.saved, dG, reverse=not ctx.reverse):
             (i, f, g, o), (di, df, dg, do) = _gates(gates, 4), _gates(dgates, 4)
@@ -337,10 +335,12 @@ class _LSTMSteps(torch.autograd.Function):
             do.mul_(gh).mul_(tanh_c)
             dc.mul_(f)  # dL/dc_{t-1}
             dh = products.mm(dgates, W_back)
-        return dG, dh, dc, products.weight_grad(dG, Hs, h0, ctx.reverse), None
+        dX, dW_ih, db = products.input_grads(dG, X, W_ih, needs_X=ctx.needs_input_grad[0], has_bias=ctx.has_bias)
+        return dX, dh, dc, dW_ih, db, products.weight_grad(dG, Hs, h0, ctx.reverse), None
 
 
-def lstm_steps(XW: torch.Tensor, state: State, W_hh: torch.Tensor, *, reverse: bool) -> Steps:
-    """The fast LSTM loop over ``XW`` ``(T, N, 4H)``: the outputs ``(T, N, H)`` and the final ``(h, c)``."""
-    Hs, c = _LSTMSteps.apply(XW, state[0], state[1], W_hh, reverse)
+def lstm_steps(X: torch.Tensor, state: State, weights: Weights, *, reverse: bool) -> Steps:
+    """The fast LSTM layer direction over ``X`` ``(T, N, I)``: the outputs ``(T, N, H)`` and the final ``(h, c)``."""
+    W_ih, b_ih, W_hh, b_hh = weights
+    Hs, c = _LSTMSteps.apply(X, state[0], state[1], W_ih, _folded(b_ih, b_hh), W_hh, reverse)
     return _with_final(Hs, reverse, c)
