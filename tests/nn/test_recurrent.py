@@ -226,6 +226,26 @@ def test_fast_layer_under_autocast_takes_the_readable_steps(kind):
 
 
 @pytest.mark.parametrize("kind", PAIRS)
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_fast_path_keeps_each_graph_apart(kind, dtype, tolerance, monkeypatch):
+    """Two forward passes before one backward, then that backward again (retain_graph): the scratch
+    buffers the fast path keeps between calls must not mix the two graphs' values (float32: on oneDNN)."""
+    monkeypatch.setattr(recurrent_fast, "ONEDNN_MIN_FLOPS", 0)
+    fast, readable = _fast_twins(kind, dtype, num_layers=2, bidirectional=True)
+    X1, X2 = (torch.randn(T, N, I, dtype=dtype, requires_grad=True) for _ in range(2))
+    grads = []
+    for layer in (fast, readable):
+        loss = (layer(X1)[0] ** 2).sum() + (layer(X2)[0] * torch.linspace(-1, 1, 2 * H, dtype=dtype)).sum()
+        first = torch.autograd.grad(loss, [X1, X2, *layer.parameters()], retain_graph=True)
+        again = torch.autograd.grad(loss, [X1, X2, *layer.parameters()])
+        for a, b in zip(first, again):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        grads.append(first)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("kind", PAIRS)
 def test_fast_backward_passes_gradcheck(kind):
     """The hand-written backward against finite differences, independently of the readable path."""
     layer = PAIRS[kind][0](2, 3, bidirectional=True, fast=True).double()
