@@ -25,7 +25,7 @@ Beside the wall clock it counts tokens per second of this thread's CPU time
 other processes on a shared machine slow down much less than the wall clock
 (they still share the caches). The trainer comparison has wall clock only.
 
-    python benchmarks/rnn_speed.py --data-dir ../shared/data/timemachine --threads 1 [--rounds 7] [--only fast]
+    python benchmarks/rnn_speed.py --data-dir ../shared/data/timemachine --threads 1 --rounds 9 [--only fast]
     python benchmarks/rnn_speed.py ... --compile-step  # also torch.compile of the readable cell, compile time shown
     python benchmarks/rnn_speed.py --dry-run       # tiny sizes, end to end, seconds
 """
