@@ -78,3 +78,19 @@ def test_wrapper_refuses_mismatched_layers_and_builders_refuse_bad_sizes():
         create_model("rnn-lm", num_hiddens=0)
     with pytest.raises(ConfigError, match="dropout"):
         create_model("gru-lm", dropout=1.5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_option_runs_the_scratch_layers_fast_path_with_the_same_outputs(name):
+    torch.manual_seed(0)
+    readable = create_model(name, vocab_size=V, num_hiddens=8, num_layers=2, scratch=True).double()
+    fast = create_model(name, vocab_size=V, num_hiddens=8, num_layers=2, scratch=True, fast=True).double()
+    assert fast.rnn.fast and not readable.rnn.fast
+    fast.load_state_dict(readable.state_dict())
+    X = torch.randint(0, V, (N, T))
+    torch.testing.assert_close(fast(X), readable(X), rtol=1e-12, atol=1e-12)  # logits and state
+
+
+def test_fast_option_needs_the_scratch_layers():
+    with pytest.raises(ConfigError, match="scratch=True"):
+        create_model("gru-lm", fast=True)

@@ -9,6 +9,8 @@ their checkpoints are interchangeable.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -89,36 +91,44 @@ def _check_sizes(*, dropout: float, **sizes: int | None) -> None:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
-def recurrent_lm(layer_cls: type[nn.Module], *, vocab_size: int, num_hiddens: int, num_layers: int,
-                 bidirectional: bool, embed_size: int | None, dropout: float) -> RNNModel:  # fmt: skip
-    """An :class:`RNNModel` on a ``layer_cls`` layer (``nn.RNN/GRU/LSTM`` or a scratch twin), sizes checked."""
+def recurrent_lm(torch_layer: type[nn.Module], scratch_layer: type[nn.Module], *, scratch: bool, fast: bool,
+                 vocab_size: int, num_hiddens: int, num_layers: int, bidirectional: bool, embed_size: int | None,
+                 dropout: float) -> RNNModel:  # fmt: skip
+    """An :class:`RNNModel` on PyTorch's layer or divekit's scratch twin (``fast``: its fast path), sizes checked."""
     _check_sizes(vocab_size=vocab_size, num_hiddens=num_hiddens, num_layers=num_layers, embed_size=embed_size,
                  dropout=dropout)  # fmt: skip
+    if fast and not scratch:
+        raise ValueError("fast=True is the scratch layers' fast path: set scratch=True as well")
+    layer_cls = partial(scratch_layer, fast=fast) if scratch else torch_layer
     layer = layer_cls(embed_size or vocab_size, num_hiddens, num_layers=num_layers, bidirectional=bidirectional,
                       dropout=dropout)  # fmt: skip
     return RNNModel(layer, vocab_size, embed_size=embed_size)
 
 
-# Every variant takes the same keyword options; ``scratch=True`` uses divekit's own layer instead of torch.nn's.
+# Every variant takes the same keyword options; ``scratch=True`` uses divekit's own layer instead of torch.nn's,
+# ``fast=True`` (with ``scratch``) its fast path (divekit.nn.recurrent_fast).
 @register_model("rnn-lm", task="language-model", recipe=LM_RECIPE)
 def rnn_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
-           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0, fast: bool = False) -> RNNModel:  # fmt: skip
     """Character or word language model on a tanh RNN (§6.4)"""
-    return recurrent_lm(recurrent.RNN if scratch else nn.RNN, vocab_size=vocab_size, num_hiddens=num_hiddens,
-                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip
+    return recurrent_lm(nn.RNN, recurrent.RNN, scratch=scratch, fast=fast, vocab_size=vocab_size,
+                        num_hiddens=num_hiddens, num_layers=num_layers, bidirectional=bidirectional,
+                        embed_size=embed_size, dropout=dropout)  # fmt: skip
 
 
 @register_model("gru-lm", task="language-model", recipe=LM_RECIPE)
 def gru_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
-           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+           scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0, fast: bool = False) -> RNNModel:  # fmt: skip
     """Language model on a gated recurrent unit (§6.5)"""
-    return recurrent_lm(recurrent.GRU if scratch else nn.GRU, vocab_size=vocab_size, num_hiddens=num_hiddens,
-                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip
+    return recurrent_lm(nn.GRU, recurrent.GRU, scratch=scratch, fast=fast, vocab_size=vocab_size,
+                        num_hiddens=num_hiddens, num_layers=num_layers, bidirectional=bidirectional,
+                        embed_size=embed_size, dropout=dropout)  # fmt: skip
 
 
 @register_model("lstm-lm", task="language-model", recipe=LM_RECIPE)
 def lstm_lm(*, vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, bidirectional: bool = False,
-            scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0) -> RNNModel:  # fmt: skip
+            scratch: bool = False, embed_size: int | None = None, dropout: float = 0.0, fast: bool = False) -> RNNModel:  # fmt: skip
     """Language model on a long short-term memory (§6.6-6.8)"""
-    return recurrent_lm(recurrent.LSTM if scratch else nn.LSTM, vocab_size=vocab_size, num_hiddens=num_hiddens,
-                        num_layers=num_layers, bidirectional=bidirectional, embed_size=embed_size, dropout=dropout)  # fmt: skip
+    return recurrent_lm(nn.LSTM, recurrent.LSTM, scratch=scratch, fast=fast, vocab_size=vocab_size,
+                        num_hiddens=num_hiddens, num_layers=num_layers, bidirectional=bidirectional,
+                        embed_size=embed_size, dropout=dropout)  # fmt: skip

@@ -13,6 +13,11 @@ Like PyTorch's layers they are time-major, ``(T, N, input_size)``, unless
 Speed without obscurity: the input projection ``X W_ih^T + b_ih`` of every
 time step is one matrix product before the time loop, so the loop itself only
 multiplies the ``(N, H)`` hidden state by ``W_hh``.
+
+``fast=True`` runs each layer direction through :mod:`divekit.nn.recurrent_fast`
+instead (one autograd function per direction, a hand-written backward through
+time, the same values); the readable ``_step`` below stays the reference, and
+is also what runs under ``torch.autocast``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from divekit.nn import recurrent_fast
+
 State = tuple[torch.Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM; each (N, H)
 
 
 class _Recurrent(nn.Module):
     """Layers, directions, parameters and shapes shared by the three cells.
 
-    Subclasses set ``num_gates`` and ``state_size`` and implement :meth:`_step`.
+    Subclasses set ``num_gates`` and ``state_size`` and implement :meth:`_step`
+    (the readable step) and :meth:`_fast_steps` (the ``fast=True`` loop).
     """
 
     num_gates = 1
@@ -44,6 +52,8 @@ class _Recurrent(nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        *,
+        fast: bool = False,
     ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1 or num_layers < 1:
@@ -58,6 +68,7 @@ class _Recurrent(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
+        self.fast = fast
         gate_size = self.num_gates * hidden_size
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.num_directions
@@ -88,7 +99,8 @@ class _Recurrent(nn.Module):
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
-        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False)):
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                              ("fast", False)):  # fmt: skip
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         return text
@@ -161,6 +173,8 @@ class _Recurrent(nn.Module):
         W_ih, W_hh = getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}")
         b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
+        if self.fast and not torch.is_autocast_enabled(X.device.type):  # the fast path keeps X's dtype throughout
+            return self._fast_steps(X, state, (W_ih, b_ih, W_hh, b_hh), reverse=reverse)
         XW, b_hh = self._project_inputs(X, W_ih, b_ih, b_hh)  # (T, N, G*H), all steps at once
         # unbind, not XW[t]: the backward of T separate indexings would write T full-size zero tensors
         steps = XW.unbind(0)
@@ -181,6 +195,11 @@ class _Recurrent(nn.Module):
         """One time step: the new state from the projected input ``xw`` ``(N, G*H)``."""
         raise NotImplementedError
 
+    def _fast_steps(self, X: torch.Tensor, state: State, weights: recurrent_fast.Weights, *,
+                    reverse: bool) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """The projection and every time step through :mod:`divekit.nn.recurrent_fast`; returns as the loop above."""
+        raise NotImplementedError
+
 
 class RNN(_Recurrent):
     """Elman RNN (notes §6.4): ``H_t = phi(X_t W_ih^T + b_ih + H_{t-1} W_hh^T + b_hh)``.
@@ -189,19 +208,23 @@ class RNN(_Recurrent):
         input_size, hidden_size, num_layers, bias, batch_first, dropout,
         bidirectional: as in ``torch.nn.RNN``.
         nonlinearity: ``"tanh"`` (default) or ``"relu"``.
+        fast: run the layer through :mod:`divekit.nn.recurrent_fast` (same values, faster).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:  # fmt: skip
+                 bidirectional: bool = False, *, fast: bool = False) -> None:  # fmt: skip
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, fast=fast)
 
     def _step(self, xw, state, W_hh, b_hh):
         pre = torch.addmm(xw, state[0], W_hh.t())  # (N, H)
         return (torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre),)
+
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.rnn_steps(X, state, weights, relu=self.nonlinearity == "relu", reverse=reverse)
 
 
 class GRU(_Recurrent):
@@ -228,6 +251,9 @@ class GRU(_Recurrent):
         n = torch.tanh(x_n + r * h_n)
         return (n + z * (h - n),)  # = (1 - z) * n + z * h
 
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.gru_steps(X, state, weights, reverse=reverse)
+
 
 class LSTM(_Recurrent):
     """Long short-term memory (notes §6.6), PyTorch's gate order ``i, f, g, o``.
@@ -246,3 +272,6 @@ class LSTM(_Recurrent):
         i, f, g, o = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
+
+    def _fast_steps(self, X, state, weights, *, reverse):
+        return recurrent_fast.lstm_steps(X, state, weights, reverse=reverse)
