@@ -220,6 +220,19 @@ def read_text(path: str | os.PathLike, *, limit_bytes: int, what: str, error: ty
         raise error(f"{what} {path} is not UTF-8 text (bad byte at offset {err.start}); convert it to UTF-8") from err
 
 
+def read_json_object(path: str | os.PathLike, *, what: str, error: type[DivekitError] = DataError,
+                     limit_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:  # fmt: skip
+    """A JSON file that must hold one object (a config, a run's facts), read within ``limit_bytes``; one line otherwise."""
+    text = read_text(path, limit_bytes=limit_bytes, what=what, error=error)
+    try:
+        loaded = json.loads(text)
+    except ValueError as err:
+        raise error(f"{what} {path} is not valid JSON ({err})") from err
+    if not isinstance(loaded, dict):
+        raise error(f"{what} {path} must hold a JSON object, not a {type(loaded).__name__}")
+    return loaded
+
+
 def read_line_pieces(path: str | os.PathLike, *, piece_bytes: int, what: str,
                      error: type[DivekitError] = DataError) -> Iterator[tuple[str, bool]]:  # fmt: skip
     """Stream a UTF-8 text file as ``(text, ends_line)`` pieces of about ``piece_bytes`` bytes.

@@ -51,7 +51,7 @@ def test_corrupt_config_json(copy, content, capsys):
 
 def test_missing_or_corrupt_task_json(copy):
     (copy / "task.json").write_text("{broken")
-    with pytest.raises(CheckpointError, match="task.json is corrupt"):
+    with pytest.raises(CheckpointError, match="task.json is not valid JSON"):
         load_run(copy)
     (copy / "task.json").unlink()
     with pytest.raises(CheckpointError, match="task.json.*(no such file|does not exist)"):

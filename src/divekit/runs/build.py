@@ -9,7 +9,6 @@ one line before any folder is made.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from divekit.data.batching import take_rows
 from divekit.data.registry import get_dataset_entry, load_dataset
 from divekit.data.sources.base import DataSource
 from divekit.errors import ConfigError, DivekitError
-from divekit.io import MAX_CONFIG_BYTES, read_text
+from divekit.io import read_json_object
 from divekit.models.registry import call_builder, get_model_entry, supported_options
 from divekit.nn.init import apply_init
 from divekit.runs import finetune
@@ -105,16 +104,10 @@ def check_task_fits(config: RunConfig) -> None:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    text = read_text(path, limit_bytes=MAX_CONFIG_BYTES, what="config file", error=ConfigError)
-    try:
-        loaded = json.loads(text)
-    except ValueError as err:
-        raise ConfigError(f"config file {path} is not valid JSON ({err})") from err
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object of sections")
+    """A JSON file of config sections (``--config``), in today's layout."""
     from divekit.runs.config import migrate
 
-    return migrate(loaded)
+    return migrate(read_json_object(path, what="config file", error=ConfigError))
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ A run folder holds:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 from divekit.engine.distributed import DistContext, barrier
 from divekit.engine.lock import RunLock
 from divekit.errors import CheckpointError, ConfigError, DivekitError
-from divekit.io import MAX_CONFIG_BYTES, atomic_write_json, atomic_write_text, ensure_folder, read_text, remove_stale_temporaries
+from divekit.io import atomic_write_json, atomic_write_text, ensure_folder, read_json_object, remove_stale_temporaries
 from divekit.runs.config import RunConfig
 
 
@@ -51,11 +50,9 @@ def read_run_config(folder: str | os.PathLike) -> RunConfig:
     path = folder / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder} is not a divekit run folder (no config.json); name a folder a run wrote")
-    text = read_text(path, limit_bytes=MAX_CONFIG_BYTES, what="run config", error=CheckpointError)
+    saved = read_json_object(path, what="the run's config", error=CheckpointError)
     try:
-        return RunConfig.from_dict(json.loads(text))
-    except ValueError as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); the run cannot be reloaded") from err
+        return RunConfig.from_dict(saved)
     except ConfigError as err:
         raise CheckpointError(f"{path} does not hold a valid run config ({err})") from err
 

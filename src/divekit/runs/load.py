@@ -8,7 +8,6 @@ a wrong answer or a crash later.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from divekit.device import resolve_device
 from divekit.engine import checkpoint as ckpt
 from divekit.engine.evaluation import evaluate_splits
 from divekit.errors import CheckpointError, ConfigError
-from divekit.io import MAX_CONFIG_BYTES, read_text
+from divekit.io import read_json_object
 from divekit.runs.build import build_model, build_objective, build_source, model_builder
 from divekit.runs.config import RunConfig
 from divekit.runs.folder import read_run_config
@@ -62,13 +61,7 @@ class LoadedRun:
 
 
 def read_task_info(folder: Path) -> dict[str, Any]:
-    text = read_text(folder / "task.json", limit_bytes=MAX_CONFIG_BYTES, what="run facts (task.json)", error=CheckpointError)
-    try:
-        info = json.loads(text)
-    except ValueError as err:
-        raise CheckpointError(f"{folder}/task.json is corrupt ({err})") from err
-    if not isinstance(info, dict):
-        raise CheckpointError(f"{folder}/task.json does not hold a JSON object")
+    info = read_json_object(folder / "task.json", what="the run's facts", error=CheckpointError)
     check_info(folder, info)
     return info
 
