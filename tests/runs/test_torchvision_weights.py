@@ -128,7 +128,7 @@ def test_fine_tune_an_image_folder_then_evaluate_and_predict(hub, tmp_path, caps
     from divekit.inference.predict import predict_images
 
     (prediction,) = predict_images(tmp_path / "run", [root / "hotdog" / "0.png"], top_k=2)
-    image = torch.from_numpy(np.asarray(Image.open(root / "hotdog" / "0.png").resize((32, 32)))).float() / 255
+    image = torch.from_numpy(np.array(Image.open(root / "hotdog" / "0.png").resize((32, 32)))).float() / 255
     with torch.no_grad():
         probs = run.model(image[None, None]).softmax(dim=1)[0]
     assert dict(prediction.top)["hotdog"] == pytest.approx(float(probs[0]), abs=1e-5)
