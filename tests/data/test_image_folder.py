@@ -225,3 +225,17 @@ def test_train_evaluate_and_predict_without_registration(tmp_path, capsys):
     assert run.info["image_folder"]["root"] == str(root.resolve())
     predictions = list(predict_images(tmp_path / "run", [root / "dark" / "000.png"], top_k=2))
     assert [c for c, _ in predictions[0].top] == sorted(["dark", "light"], key=lambda c: -dict(predictions[0].top)[c])
+
+
+def test_data_show_draws_a_folder(tmp_path):
+    from divekit.cli import main
+
+    root = make_folder(tmp_path / "imgs", {"a": 2, "b": 2}, prefix="train")
+    make_folder(root, {"a": 1}, prefix="test")
+    assert main(["data", "show", "image-folder", "--data-dir", str(root), "--split", "test",
+                 "--out", str(tmp_path / "test.png")]) == 0  # fmt: skip
+    assert (tmp_path / "test.png").stat().st_size > 0
+    from divekit.data.image_folder import folder_images
+
+    data = folder_images(scan_image_folder(root), size=SIZE)
+    assert (len(data.train), len(data.test)) == (4, 1) and data.class_names == ("a", "b")

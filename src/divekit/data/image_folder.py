@@ -40,6 +40,7 @@ import torch
 from divekit import io
 from divekit.data.download import cache_root
 from divekit.data.image_decode import IMAGE_SUFFIXES, decode_image, is_image_file
+from divekit.data.images import ImageClassificationData, ImageSplit
 from divekit.data.registry import register_dataset
 from divekit.errors import CheckpointError, ConfigError, DataError
 from divekit.notes import note
@@ -272,6 +273,20 @@ def write_cache(path: Path, content: dict[str, Any], *, log: Callable[[str], Non
         io.save(content, path)
     except (io.DiskWriteError, OSError) as err:
         log(f"could not write the image cache ({err}); the next run will decode the images again")
+
+
+def folder_images(folder: ImageFolder, *, size: int) -> ImageClassificationData:
+    """The readable images at ``size`` as in-memory data: ``test/`` as the test split, everything else as train.
+
+    For looking at a folder (``divekit data show``); training splits it as
+    :mod:`divekit.data.sources.image_folder` says.
+    """
+    decoded = decode_folder(folder, size=size)
+    files = [folder.files[i] for i in decoded.readable]
+    labels = torch.tensor([f.label for f in files], dtype=torch.long)
+    is_test = torch.tensor([f.split == "test" for f in files], dtype=torch.bool)
+    split = lambda rows: ImageSplit(decoded.images[rows], labels[rows])  # noqa: E731
+    return ImageClassificationData(folder.name, split(~is_test), split(is_test), folder.class_names)
 
 
 @register_dataset(
