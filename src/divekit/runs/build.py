@@ -50,7 +50,7 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
 ) -> RunConfig:
-    """Build a run config: defaults < model recipe < data recipe < file < ``overrides``.
+    """Build a run config: defaults < model recipe < data recipe < the model's recipe for that data < file < ``overrides``.
 
     Args:
         model: a registered model name, or ``path/to/file.py:NAME`` (an ``nn.Module`` class or a
@@ -78,6 +78,8 @@ def resolve_config(
                           "be ignored; drop it, or name the data set that reads it (data.name)")  # fmt: skip
     for key, value in data_entry.recipe.items():
         set_dotted(layered, key, value)
+    for key, value in (get_model_entry(model).data_recipes.get(data_name, {}) if model_task else {}).items():
+        set_dotted(layered, key, value)  # how this model learns on this data set
     _merge(layered, file_cfg)
     layered["data"]["name"] = data_name
     for key, value in overrides.items():
