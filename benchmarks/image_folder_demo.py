@@ -91,12 +91,13 @@ def summarise(run: Path, stderr: str, seconds: float) -> dict:
     cached = re.search(r"read ([\d,]+) decoded images .* \(([\d.]+)s\)", stderr)
     prepare_s = float((decoded or cached).group(2))
     train_images = history[0]["epoch_time_s"] * history[0]["epoch_examples_per_s"]
+    later = history[1:]
     return {
         "test_acc_at_best_val": best["test_acc"], "best_epoch": best["epoch"], "val_acc": best["val_acc"],
         "last_test_acc": history[-1]["test_acc"], "wall_s": round(seconds, 1),
         "cache": "built (decoded)" if decoded else "read", "prepare_s": prepare_s,
         "first_epoch_images_per_s": round(train_images / (prepare_s + history[0]["epoch_time_s"]), 1),
-        "later_epochs_images_per_s": round(sum(r["epoch_examples_per_s"] for r in history[1:]) / max(1, len(history) - 1), 1),
+        "later_epochs_images_per_s": round(sum(r["epoch_examples_per_s"] for r in later) / max(1, len(later)), 1),
     }  # fmt: skip
 
 
@@ -156,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     for method, recipe in RECIPES.items():
         run = out / method
         stderr, seconds = divekit(["train", "resnet18-imagenet", "--data-dir", str(folder), "--val-split", "0.1",
-                                   "--epochs", str(args.epochs), *COMMON, *recipe, *threads, "--out", str(run)], env)  # fmt: skip
+                                   "--epochs", str(args.epochs), *COMMON, *recipe, *threads,
+                                   "--out", str(run)], env)  # fmt: skip
         results[method] = summarise(run, stderr, seconds)
     divekit(["evaluate", str(out / "fine-tune")], env)
-    divekit(["predict", str(out / "fine-tune"), "--image", str(folder / "test" / "shirt" / f"{args.per_class - 1:04d}.png")], env)
+    held_out_shirt = folder / "test" / "shirt" / f"{args.per_class - 1:04d}.png"
+    divekit(["predict", str(out / "fine-tune"), "--image", str(held_out_shirt)], env)
     results["decoding 512x512 JPEGs"] = decode_rates(folder, out)
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -81,7 +81,8 @@ def folders(draw) -> list[tuple[str, str, bytes]]:
 
 
 @SLOW
-@given(entries=folders(), skip=st.booleans(), val_split=st.sampled_from([0.0, 0.3]), test_split=st.sampled_from([0.0, 0.25]))
+@given(entries=folders(), skip=st.booleans(), val_split=st.sampled_from([0.0, 0.3]),
+       test_split=st.sampled_from([0.0, 0.25]))  # fmt: skip
 def test_image_folders_give_disjoint_splits_of_every_readable_image_or_one_error(entries, skip, val_split, test_split):
     RUNS["image folders"] += 1
     with tempfile.TemporaryDirectory() as tmp:

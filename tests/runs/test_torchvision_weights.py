@@ -63,7 +63,8 @@ def test_gray_images_fine_tune_exactly_as_torchvision_on_repeated_normalised_inp
     reference.load_state_dict(hub)
     reference.fc = model.fc
     X = torch.rand(3, 1, 32, 32)
-    mean, std = torch.tensor(finetune.IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(finetune.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(finetune.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(finetune.IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         torch.testing.assert_close(model(X), reference.eval()((X.repeat(1, 3, 1, 1) - mean) / std))
         torch.testing.assert_close(model(X.repeat(1, 3, 1, 1)), model(X))  # RGB input: normalised only

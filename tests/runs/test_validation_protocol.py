@@ -125,8 +125,8 @@ def test_the_best_checkpoint_follows_validation_even_when_test_disagrees(tmp_pat
 
 
 def test_without_validation_no_best_is_claimed(tmp_path):
-    result = divekit.fit(torch.nn.Linear(2, 2), [(torch.randn(8, 2), torch.zeros(8, dtype=torch.long))],
-                         test=[(torch.randn(8, 2), torch.zeros(8, dtype=torch.long))], epochs=2, out_dir=tmp_path)  # fmt: skip
+    batch = (torch.randn(8, 2), torch.zeros(8, dtype=torch.long))
+    result = divekit.fit(torch.nn.Linear(2, 2), [batch], test=[batch], epochs=2, out_dir=tmp_path)
     assert result.best is None and result.monitor is None
     assert not (tmp_path / "checkpoints" / "best.pt").exists()
 

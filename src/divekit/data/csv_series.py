@@ -56,8 +56,10 @@ class CsvTable:
                                 "fix or remove the line")  # fmt: skip
             values.append(value)
         if len(values) < MIN_VALUES:
-            raise DataError(f"{self.path}: column {name!r} has {len(values)} values; a series needs at least {MIN_VALUES}")
-        return standardised(f"{self.path.stem}:{name}", torch.tensor(values, dtype=torch.float64), source=str(self.path))
+            raise DataError(f"{self.path}: column {name!r} has {len(values)} values; a series needs at least "
+                            f"{MIN_VALUES}")  # fmt: skip
+        values = torch.tensor(values, dtype=torch.float64)
+        return standardised(f"{self.path.stem}:{name}", values, source=str(self.path))
 
     def _choose(self, column: str | None) -> str:
         numeric = self.numeric_columns()
@@ -120,7 +122,8 @@ def read_csv_table(path: str | os.PathLike) -> CsvTable:
         raise DataError(f"{path} is not UTF-8 text (bad byte at offset {err.start}); convert it to UTF-8") from err
     except OSError as err:
         raise DataError(f"{path}: cannot read it ({err.strerror or err})") from err
-    rows = [row for row in csv.reader(io.StringIO(text, newline=""), dialect=_dialect(text)) if any(c.strip() for c in row)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=_dialect(text))
+    rows = [row for row in reader if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{path} holds no rows")
     return _table(path, rows)
@@ -139,7 +142,8 @@ def _table(path: Path, rows: list[list[str]]) -> CsvTable:
         if len(row) != width:
             raise DataError(f"{path}, row {number}: {len(row)} cells where the first row has {width}")
     has_header = not all(_number(c) is not None for c in rows[0])
-    names = [c.strip() or str(i + 1) for i, c in enumerate(rows[0])] if has_header else [str(i + 1) for i in range(width)]
+    numbers = [str(i + 1) for i in range(width)]
+    names = [c.strip() or numbers[i] for i, c in enumerate(rows[0])] if has_header else numbers
     if len(set(names)) != len(names):
         raise DataError(f"{path}: the header names a column twice ({', '.join(names)}); rename one")
     body = rows[1:] if has_header else rows

@@ -292,7 +292,7 @@ def folder_images(folder: ImageFolder, *, size: int) -> ImageClassificationData:
 @register_dataset(
     "image-folder",
     task="classification",
-    description="your own images, one subfolder per class (optionally under train/, val/, test/), named by data.data_dir",
+    description="your own images, one subfolder per class (or under train/, val/, test/), named by data.data_dir",
 )
 def load_image_folder(*, data_dir: str | os.PathLike | None = None, **_: object) -> ImageFolder:
     if data_dir is None:

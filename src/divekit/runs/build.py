@@ -50,7 +50,7 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
 ) -> RunConfig:
-    """Build a run config: defaults < model recipe < data recipe < the model's recipe for that data < file < ``overrides``.
+    """Build a run config: defaults < model recipe < data recipe < the model's recipe for it < file < ``overrides``.
 
     Args:
         model: a registered model name, or ``path/to/file.py:NAME`` (an ``nn.Module`` class or a

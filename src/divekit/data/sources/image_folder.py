@@ -37,7 +37,8 @@ from divekit.notes import note
 SPLITS = ("train", "val", "test")
 
 
-def stratified_holdout(paths: list[str], labels: list[int], fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
+def stratified_holdout(paths: list[str], labels: list[int], fraction: float, *,
+                       seed: int) -> tuple[list[int], list[int]]:  # fmt: skip
     """Positions ``(kept, held_out)``: ``round(fraction * n)`` of each class's ``n`` files held out.
 
     Each class's files are ranked by the SHA-256 of ``"{seed}:{path}"``, so the
