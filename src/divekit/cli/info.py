@@ -120,11 +120,14 @@ def run_data_download(args: argparse.Namespace) -> int:
 
 def run_data_show(args: argparse.Namespace) -> int:
     from divekit.data import load_dataset
+    from divekit.data.image_folder import ImageFolder, folder_images
     from divekit.plot import image_grid
 
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     data = load_dataset(args.name, data_dir=args.data_dir, download=args.download, mirror=args.mirror)
+    if isinstance(data, ImageFolder):  # files on disk: decoded (through the folder's cache) to be shown
+        data = folder_images(data, size=args.resize or 64)
     if getattr(data, "task", None) != "classification":
         raise ConfigError(f"{args.name} is not an image data set; `data show` draws images")
     split = getattr(data, args.split)

@@ -159,8 +159,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- forecast
 def run_forecast(args: argparse.Namespace) -> int:
-    from divekit.data import load_dataset
     from divekit.plot import plot_forecast
+    from divekit.runs.build import build_source
     from divekit.runs.load import load_run
     from divekit.tasks.regression import forecast
 
@@ -169,7 +169,7 @@ def run_forecast(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir, which=args.checkpoint, model_file=args.model_file)
     if run.task != "regression":
         raise ConfigError(f"{args.run_dir} is a {run.task} run; `forecast` needs a series model")
-    data = load_dataset(run.config.data.name)
+    data = build_source(run.config).data  # the series as trained (a CSV file's column, standardised)
     result = forecast(run.model, data, tau=run.info["tau"], steps=args.steps)
     plot_forecast(result, args.out)
     print(f"{run.config.model.name} on {data.name} (tau={result.tau}): mean squared error of the predictions")

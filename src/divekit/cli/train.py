@@ -82,6 +82,9 @@ TRAIN_FLAGS = (
     Flag("--sampling", "task.options.sampling", str, "minibatch sampling (language models)", SAMPLINGS),
     Flag("--max-tokens", "task.options.max_tokens", int, "train on the first N tokens of the text (language models)"),
     Flag("--num-examples", "task.options.num_examples", int, "translation: train on the first N sentence pairs"),
+    Flag("--test-split", "task.options.test_split", float,
+         "image-folder without a test/ folder: fraction of each class held out for testing (default 0.2)"),
+    Flag("--column", "task.options.column", str, "csv-series: the CSV column to forecast (by its header name)"),
 )  # fmt: skip
 
 SWITCHES = (
@@ -92,6 +95,7 @@ SWITCHES = (
     ("--bidirectional", "model.options.bidirectional", "bidirectional recurrent layers (cannot generate; notes §6.8)"),
     ("--scratch", "model.options.scratch", "divekit's from-scratch recurrent layers instead of torch.nn's"),
     ("--tensorboard", "train.tensorboard", "TensorBoard logs in the run folder's tensorboard/ (divekit[tensorboard])"),
+    ("--skip-bad-images", "task.options.skip_bad_images", "image-folder: train without unreadable images (counted)"),
 )
 
 

@@ -3,7 +3,9 @@
 Importing this package registers every data set.
 """
 
-from divekit.data import builtin, cifar, corpora, numbers_fr, series, translation  # noqa: F401  (registers)
+from divekit.data import (  # noqa: F401  (imported to register)
+    builtin, cifar, corpora, csv_series, image_folder, numbers_fr, pairs, series, translation,
+)
 from divekit.data.images import ImageClassificationData, ImageSplit
 from divekit.data.loader import TensorBatches
 from divekit.data.registry import DatasetEntry, get_dataset_entry, list_datasets, load_dataset, register_dataset

@@ -8,7 +8,6 @@ turned upright by their EXIF orientation, as viewers show them.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from divekit.data.image_decode import IMAGE_SUFFIXES, decode_image
 from divekit.errors import ConfigError, DataError
 from divekit.data.sources.images import to_model_input
 from divekit.runs.load import LoadedRun, load_run
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-MAX_PIXELS = 64 * 1024 * 1024  # far above any photo; refuses decompression bombs before decoding
 
 
 @dataclass(frozen=True)
@@ -46,39 +44,12 @@ def expand_image_paths(paths: Sequence[Path]) -> list[Path]:
 def load_image(path: Path, *, channels: int, size: int) -> np.ndarray:
     """Decode ``path`` to uint8 ``(channels, size, size)``, upright, refusing bad or hostile files.
 
-    "Upright" is as every image viewer shows it: the EXIF orientation a
-    camera or phone records (rotations and mirrorings, values 1-8) is applied.
+    The same decoding as an image folder's (:func:`divekit.data.image_decode.decode_image`): EXIF
+    orientation applied, transparency on white, 16-bit gray scaled, so a picture is seen as in training.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise DataError(f"{path}: {width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit "
-                                "(a decompression bomb?); resize it first")  # fmt: skip
-            image = _upright(image, path)
-            image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: not a readable image ({err})") from err
-    except OSError as err:
-        raise DataError(f"{path}: truncated or corrupt image ({err})") from err
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
-
-
-def _upright(image, path: Path):
-    """``image`` turned as its EXIF orientation says; damaged metadata is reported, not guessed around."""
-    from PIL import ImageOps
-
-    try:
-        return ImageOps.exif_transpose(image)
-    except (ValueError, TypeError, KeyError, SyntaxError, struct.error) as err:
-        raise DataError(f"{path}: unreadable EXIF metadata ({type(err).__name__}: {err}); re-save the image "
-                        "without it") from err  # fmt: skip
+    return decode_image(path, size=size, channels=channels)
 
 
 def _batches(paths: Iterable[Path], size: int) -> Iterator[list[Path]]:

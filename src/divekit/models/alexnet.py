@@ -13,7 +13,7 @@ import functools
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe, flat_features
+from divekit.models.common import book_recipe, digits_recipe, flat_features
 
 
 def alexnet_features(in_channels: int = 1) -> nn.Sequential:
@@ -36,6 +36,7 @@ def alexnet_features(in_channels: int = 1) -> nn.Sequential:
     input_size=(1, 224, 224),
     # The book's Fashion-MNIST settings (d2l §8.1): resize 224, lr 0.01, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.01, batch_size=128),
+    data_recipes=digits_recipe(resize=96, lr=0.001, epochs=10),
 )
 def alexnet(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224, dropout: float = 0.5) -> nn.Module:
     """AlexNet: 5 conv layers (11x11/4, 5x5, 3x 3x3) with max pooling, then 4096-4096 dropout MLP.

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe, flat_features
+from divekit.models.common import book_recipe, digits_recipe, flat_features
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -61,6 +61,7 @@ def transition_block(in_channels: int, out_channels: int) -> nn.Sequential:
     input_size=(1, 96, 96),
     # The book's Fashion-MNIST settings (d2l §8.7): resize 96, lr 0.1, batch 256, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=256),
+    data_recipes=digits_recipe(resize=32, epochs=10),
 )
 def densenet(
     *,

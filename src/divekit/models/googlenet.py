@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe
+from divekit.models.common import book_recipe, digits_recipe
 
 # Output channels of the four paths: c1, (c2 reduce, c2), (c3 reduce, c3), c4.
 InceptionSpec = tuple[int, tuple[int, int], tuple[int, int], int]
@@ -75,6 +75,7 @@ def inception_stage(in_channels: int, specs: Sequence[InceptionSpec]) -> tuple[n
     input_size=(1, 96, 96),
     # The book's Fashion-MNIST settings (d2l §8.4): resize 96, lr 0.1, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=128),
+    data_recipes=digits_recipe(resize=32, lr=0.001),  # slow to start: the digits' 20 epochs
 )
 def googlenet(*, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     """GoogLeNet: a two-stage stem, nine Inception blocks in three stages, global average pooling, linear.

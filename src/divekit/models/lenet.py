@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe
+from divekit.models.common import book_recipe, digits_recipe
 from divekit.nn.norm import BatchNorm
 
 
@@ -16,6 +16,7 @@ from divekit.nn.norm import BatchNorm
     # The book's Fashion-MNIST settings (§6.6 of d2l): SGD, lr 0.9, batch 256, 10 epochs, Xavier.
     recipe={"optim.optimizer": "sgd", "optim.lr": 0.9, "data.batch_size": 256, "train.epochs": 10,
             "model.init": "xavier"},
+    data_recipes=digits_recipe(lr=0.001),  # sigmoid layers stall at Adam's 0.01
 )
 def lenet(*, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     """LeNet-5: two 5x5 conv + sigmoid + 2x2 average-pool stages, then a 120-84 sigmoid head.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe, flat_features
+from divekit.models.common import book_recipe, digits_recipe, flat_features
 
 # (out_channels, kernel_size, stride, padding) of each NiN block before the last;
 # each is followed by a 3x3 max-pool with stride 2.
@@ -44,6 +44,7 @@ def nin_features(in_channels: int = 1) -> nn.Sequential:
     input_size=(1, 224, 224),
     # The book's Fashion-MNIST settings (d2l §8.3): resize 224, lr 0.1, batch 128, 10 epochs.
     recipe=book_recipe(lr=0.1, batch_size=128),
+    data_recipes=digits_recipe(resize=67, lr=0.001),  # its smallest input
 )
 def nin(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224, dropout: float = 0.5) -> nn.Module:
     """NiN: three NiN blocks with max pooling, dropout, a class-channel NiN block, global average pooling.

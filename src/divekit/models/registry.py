@@ -41,6 +41,7 @@ class ModelEntry:
     description: str
     input_size: tuple[int, ...] | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
+    data_recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def options(self) -> dict[str, inspect.Parameter]:
         """The builder's keyword options, by name."""
@@ -56,6 +57,7 @@ def register_model(
     task: str,
     input_size: tuple[int, ...] | None = None,
     recipe: dict[str, Any] | None = None,
+    data_recipes: dict[str, dict[str, Any]] | None = None,
     description: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator that registers a builder function under ``name``.
@@ -66,6 +68,9 @@ def register_model(
         input_size: the input the model expects, e.g. ``(1, 28, 28)``.
         recipe: default training settings as dotted config keys
             (``"optim.lr"``, ``"data.batch_size"``...), as the book trains it.
+        data_recipes: settings for this model on one data set, by its name,
+            layered over that data set's own recipe: what makes, say, AlexNet
+            learn on the embedded 8x8 digits (a smaller input, a gentler rate).
         description: one line for ``divekit models``; defaults to the first
             line of the builder's docstring.
 
@@ -76,7 +81,8 @@ def register_model(
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         doc = (builder.__doc__ or "").strip().splitlines()
-        entry = ModelEntry(name, builder, task, description or (doc[0] if doc else ""), input_size, dict(recipe or {}))
+        entry = ModelEntry(name, builder, task, description or (doc[0] if doc else ""), input_size, dict(recipe or {}),
+                           {data: dict(settings) for data, settings in (data_recipes or {}).items()})  # fmt: skip
         MODELS.add(name, entry, module=caller_module(builder))
         return builder
 

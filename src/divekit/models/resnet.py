@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe
+from divekit.models.common import book_recipe, digits_recipe
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,15 @@ class ResNet(nn.Module):
 
 
 # The book trains ResNet-18 at 96x96, lr 0.05, batch 256 (d2l §8.6).
-@register_model("resnet18", task="classification", input_size=(1, 96, 96), recipe=book_recipe(lr=0.05, batch_size=256))
+@register_model("resnet18", task="classification", input_size=(1, 96, 96), recipe=book_recipe(lr=0.05, batch_size=256),
+                data_recipes=digits_recipe(resize=32, epochs=10))  # fmt: skip
 def resnet18(*, in_channels: int = 1, num_classes: int = 10) -> ResNet:
     """ResNet-18 in the book's layout (conv biases, plain 1x1 shortcut), for small images."""
     return ResNet(RESNET_DEPTHS["resnet18"], layout="book", in_channels=in_channels, num_classes=num_classes)
 
 
-@register_model("resnet18-imagenet", task="classification", input_size=(3, 224, 224))
+@register_model("resnet18-imagenet", task="classification", input_size=(3, 224, 224),
+                data_recipes=digits_recipe(resize=32, epochs=10))
 def resnet18_imagenet(*, in_channels: int = 3, num_classes: int = 1000) -> ResNet:
     """ResNet-18 exactly as torchvision builds it (loads torchvision state_dicts)."""
     return ResNet(RESNET_DEPTHS["resnet18"], layout="imagenet", in_channels=in_channels, num_classes=num_classes)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from divekit.models.registry import register_model
-from divekit.models.common import book_recipe, flat_features
+from divekit.models.common import book_recipe, digits_recipe, flat_features
 
 ConvArch = Sequence[tuple[int, int]]
 
@@ -85,14 +85,16 @@ def vgg(
 # The book's Fashion-MNIST settings for VGG (d2l §8.2): resize 224, lr 0.05, batch 128, 10 epochs.
 _VGG_RECIPE = book_recipe(lr=0.05, batch_size=128)
 # The other rows of VGG_ARCHS are one call away: vgg(VGG_ARCHS["vgg16"]).
-@register_model("vgg11", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE)
+@register_model("vgg11", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE,
+                data_recipes=digits_recipe(resize=32, lr=0.0001, epochs=10))  # fmt: skip
 def vgg11(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224, dropout: float = 0.5) -> nn.Sequential:
     """VGG-11: five VGG blocks (8 convolutions), then a 4096-4096 dropout MLP."""
     return vgg(VGG_ARCHS["vgg11"], in_channels=in_channels, num_classes=num_classes, image_size=image_size,
                dropout=dropout)  # fmt: skip
 
 
-@register_model("vgg11-narrow", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE)
+@register_model("vgg11-narrow", task="classification", input_size=(1, 224, 224), recipe=_VGG_RECIPE,
+                data_recipes=digits_recipe(resize=32, lr=0.001, epochs=10))  # fmt: skip
 def vgg11_narrow(*, in_channels: int = 1, num_classes: int = 10, image_size: int = 224,
                  dropout: float = 0.5) -> nn.Sequential:  # fmt: skip
     """VGG-11/4: VGG-11 with a quarter of the channels, as the book trains it."""

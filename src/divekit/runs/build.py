@@ -19,12 +19,15 @@ from torch import nn
 import divekit.data  # noqa: F401  (registers the data sets)
 import divekit.models  # noqa: F401  (registers the models)
 from divekit.data.batching import take_rows
+from divekit.data.image_folder import is_image_folder
+from divekit.data.pairs import looks_like_pairs
 from divekit.data.registry import get_dataset_entry, load_dataset
 from divekit.data.sources.base import DataSource
 from divekit.errors import ConfigError, DivekitError
 from divekit.io import read_json_object
 from divekit.models.registry import call_builder, get_model_entry, supported_options
 from divekit.nn.init import apply_init
+from divekit.notes import note
 from divekit.runs import finetune
 from divekit.runs.config import RunConfig, set_dotted
 from divekit.runs.model_files import load_model_file, recorded_builder
@@ -47,7 +50,7 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | Path | None = None,
 ) -> RunConfig:
-    """Build a run config: defaults < model recipe < data recipe < file < ``overrides``.
+    """Build a run config: defaults < model recipe < data recipe < the model's recipe for it < file < ``overrides``.
 
     Args:
         model: a registered model name, or ``path/to/file.py:NAME`` (an ``nn.Module`` class or a
@@ -63,10 +66,20 @@ def resolve_config(
     model_task = _layer_model(layered, model)
     task = task or overrides.get("task.name") or file_cfg.get("task", {}).get("name") or model_task
     default_data = layered["data"]["name"] if model_task else DEFAULT_DATA.get(task or "", layered["data"]["name"])
-    data_name = data or overrides.get("data.name") or file_cfg.get("data", {}).get("name") or default_data
+    data_name = data or overrides.get("data.name") or file_cfg.get("data", {}).get("name")
+    data_dir = overrides.get("data.data_dir", file_cfg.get("data", {}).get("data_dir"))
+    if data_name is None and data_dir is not None and get_dataset_entry(default_data).embedded:
+        data_name, reason = infer_data(data_dir)
+        note(f"{data_dir} is {reason}: training on it as the data set {data_name!r}")
+    data_name = data_name or default_data
     data_entry = get_dataset_entry(data_name)
+    if data_entry.embedded and data_dir is not None:
+        raise ConfigError(f"data set {data_name!r} is embedded and reads no files, so data.data_dir={data_dir} would "
+                          "be ignored; drop it, or name the data set that reads it (data.name)")  # fmt: skip
     for key, value in data_entry.recipe.items():
         set_dotted(layered, key, value)
+    for key, value in (get_model_entry(model).data_recipes.get(data_name, {}) if model_task else {}).items():
+        set_dotted(layered, key, value)  # how this model learns on this data set
     _merge(layered, file_cfg)
     layered["data"]["name"] = data_name
     for key, value in overrides.items():
@@ -74,6 +87,8 @@ def resolve_config(
     layered["task"]["name"] = task or data_entry.task
     config = RunConfig.from_dict(layered).validate()
     check_task_fits(config)
+    if config.model.weights == finetune.TORCHVISION:
+        finetune.check_torchvision(config.model.name)
     return config
 
 
@@ -88,6 +103,51 @@ def _layer_model(layered: dict[str, Any], model: str) -> str | None:
     for key, value in entry.recipe.items():
         set_dotted(layered, key, value)
     return entry.task
+
+
+def infer_data(data_dir: str | Path) -> tuple[str, str]:
+    """The data set that ``data_dir`` holds, and the reason, told from what is there.
+
+    A folder of class subfolders of images (or with a ``train/`` folder) is
+    ``image-folder``; a ``.csv`` file ``csv-series``; a file whose lines are
+    ``source<TAB>target`` ``pairs``; any other UTF-8 text ``text-file``.
+
+    Raises:
+        ConfigError: the path is missing, or holds none of these.
+    """
+    path = Path(data_dir).expanduser()
+    if not path.exists():
+        raise ConfigError(f"data.data_dir {path} does not exist")
+    if path.is_dir():
+        if is_image_folder(path):
+            return "image-folder", "a folder of images in class subfolders"
+        raise ConfigError(f"cannot tell which data set {path} holds: it is a folder without class subfolders of "
+                          "images; name the data set with data.name (`divekit data list`), e.g. fashion-mnist for "
+                          "its IDX files")  # fmt: skip
+    if not path.is_file():
+        raise ConfigError(f"data.data_dir {path} is not a regular file or a folder (a device or a pipe?); "
+                          "name a file or a folder of data")  # fmt: skip
+    if path.suffix.lower() == ".csv":
+        return "csv-series", "a CSV file"
+    if looks_like_pairs(path):
+        return "pairs", "a file of tab-separated sentence pairs"
+    if is_utf8_text(path):
+        return "text-file", "a UTF-8 text file"
+    raise ConfigError(f"cannot tell which data set {path} holds (not a folder of class subfolders of images, a CSV "
+                      "file, sentence pairs or UTF-8 text); name it with data.name (`divekit data list`)")  # fmt: skip
+
+
+def is_utf8_text(path: Path, *, sample: int = 1 << 16) -> bool:
+    """Whether the start of ``path`` is UTF-8 text without NUL bytes (a cut multi-byte character allowed)."""
+    import codecs
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(sample)
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head.strip()) and b"\0" not in head
 
 
 def check_task_fits(config: RunConfig) -> None:
@@ -155,13 +215,14 @@ def build_model(config: RunConfig, model_options: dict[str, Any], *, pretrained:
     architecture without reading them (a checkpoint will fill it).
     """
     builder = builder or model_builder(config)
-    options = {**supported_options(builder, model_options), **config.model.options}
-    model = apply_init(call_builder(builder, options, what=f"model {config.model.name!r}"), config.model.init)
     mc = config.model
+    options = finetune.builder_options(mc.weights, {**supported_options(builder, model_options), **mc.options})
+    model = apply_init(call_builder(builder, options, what=f"model {mc.name!r}"), mc.init)
     if mc.weights is not None:
         num_classes = options.get("num_classes", model_options.get("num_classes"))
         finetune.prepare_finetuning(model, weights=mc.weights, expected_name=mc.name, num_classes=num_classes,
-                                    freeze=mc.freeze_backbone, load=pretrained)  # fmt: skip
+                                    freeze=mc.freeze_backbone, load=pretrained, download=config.data.download,
+                                    mirror=config.data.mirror, head_lr_mult=mc.head_lr_mult, log=note)  # fmt: skip
     return model
 
 

@@ -10,15 +10,38 @@ The notes' recipe, for any classifier here and for torchvision's ResNet-18:
 3. train the new layer faster than the rest (``head_lr_mult``, 10 in the
    notes' method), or train only the new layer (``freeze_backbone``).
 
-The pretrained weights come from a divekit run folder (its best checkpoint)
-or a ``state_dict`` file, e.g. one saved from
-``torchvision.models.resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)``:
-files are always loaded locally and with ``weights_only=True``; nothing is
-downloaded here.
+The pretrained weights come from a divekit run folder (its best checkpoint),
+a ``state_dict`` file, or (``weights="torchvision"``) torchvision's own ImageNet
+weights of ``resnet18-imagenet``, the ones ``resnet18(pretrained=True)`` loads
+in the notes: read from the torch hub cache
+(``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``, ``$TORCH_HOME``
+defaulting to ``~/.cache/torch``), or downloaded into it on request
+(``data.download``) and checked against the checksum torchvision publishes:
+the first hex digits of the file's SHA-256, in its name. Files are always
+loaded with ``weights_only=True``.
+
+torchvision's weights expect ImageNet's input convention: three channels,
+each normalised with ImageNet's mean and standard deviation. The network
+keeps its three input channels and gets an input layer,
+:class:`ImageNetInput`, that normalises, and that repeats a grayscale image
+into three equal channels: a gray pixel is an RGB pixel with R = G = B, so
+the pretrained first convolution sees exactly the kind of input it was
+trained on, normalisation included. (Summing ``conv1`` over its input
+channels instead would be equal only without the per-channel normalisation
+and away from the zero-padded borders, and would save only the first
+layer's extra input channels, about 4% of the network's multiply-adds at
+224x224.) The input layer holds no trained values, so the ``state_dict``
+keeps torchvision's keys exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import urllib.error
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +49,29 @@ import torch
 from torch import nn
 
 from divekit import io
-from divekit.errors import CheckpointError, ConfigError
+from divekit.errors import CheckpointError, ConfigError, DataError
 from divekit.nn.norm import BatchNorm
 
 NORM_LAYERS: tuple[type, ...] = (nn.modules.batchnorm._BatchNorm, BatchNorm)
+TORCHVISION = "torchvision"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TorchvisionWeights:
+    """One of torchvision's weight files: its name (which ends in the first hex digits of its SHA-256)."""
+
+    file: str
+    sha256_prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"https://download.pytorch.org/models/{self.file}"
+
+
+# torchvision's ResNet18_Weights.IMAGENET1K_V1, for the model with torchvision's layout and parameter names.
+TORCHVISION_WEIGHTS = {"resnet18-imagenet": TorchvisionWeights("resnet18-f37072fd.pth", "f37072fd")}
 
 
 def output_layer_name(model: nn.Module) -> str:
@@ -167,27 +209,53 @@ def param_groups(model: nn.Module, *, lr: float, head_lr_mult: float = 1.0) -> l
 
 
 def prepare_finetuning(model: nn.Module, *, weights: str, expected_name: str, num_classes: int,
-                       freeze: bool, load: bool = True) -> nn.Module:  # fmt: skip
+                       freeze: bool, load: bool = True, download: bool = False, mirror: str | None = None,
+                       head_lr_mult: float = 1.0, log: Callable[[str], None] | None = None) -> nn.Module:  # fmt: skip
     """Load ``weights`` into ``model`` (built for the new data) with a fresh Xavier head.
 
     Args:
         model: the network, already built with ``num_classes`` outputs.
-        weights: a run folder or a state_dict file (see :func:`read_pretrained`).
+        weights: a run folder, a state_dict file (see :func:`read_pretrained`), or
+            ``"torchvision"`` (torchvision's ImageNet weights; see the module docstring).
         expected_name: the model name being trained; a run folder must hold the same model.
         num_classes: outputs of the new head.
         freeze: train only the head (:func:`freeze_backbone`).
         load: read the weights (``False`` when a checkpoint will overwrite them anyway).
+        download, mirror: with ``"torchvision"``: fetch the file if the hub cache lacks it.
+        head_lr_mult: the head's learning-rate multiplier, for the report.
+        log: where to report what was done (loaded, replaced, frozen), one line.
     """
+    if weights == TORCHVISION:
+        check_torchvision(expected_name)
+        use_imagenet_input(model)
+    report = None
     if load:
-        state, name = read_pretrained(weights)
+        path = torchvision_file(expected_name, download=download, mirror=mirror) if weights == TORCHVISION else weights
+        state, name = read_pretrained(path)
         if name is not None and name != expected_name:
             raise ConfigError(f"{weights} holds a {name!r} model, not {expected_name!r}; fine-tune a {name!r} "
                               "from it, or name weights of the same model (model.weights)")
-        load_backbone(model, state, source=str(weights))
-        replace_head(model, num_classes)
+        skipped = load_backbone(model, state, source=str(path))
+        head = output_layer_name(model)
+        old = state.get(f"{head}.weight")
+        new = replace_head(model, num_classes).weight
+        report = (f"fine-tuning from {path}: loaded {len(state) - len(skipped)} of its {len(state)} tensors; replaced "
+                  f"the output layer {head}: {describe_weight(old)} by a new {head}: {describe_weight(new)} "
+                  f"(Xavier-uniform), trained at {head_lr_mult:g}x the learning rate")  # fmt: skip
     if freeze:
         freeze_backbone(model)
+    if report is not None and log is not None:
+        frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        report += f"; frozen: {'everything else' if freeze else 'nothing'} ({frozen:,} parameters)"
+        if weights == TORCHVISION:
+            report += "; input: ImageNet mean/std normalisation, a grayscale image repeated to 3 channels"
+        log(report)
     return model
+
+
+def describe_weight(weight: torch.Tensor | None) -> str:
+    """A linear or convolution layer's inputs and outputs from its weight ``(out, in, ...)``: ``512 -> 2``."""
+    return "?" if weight is None or weight.dim() < 2 else f"{weight.shape[1]} -> {weight.shape[0]}"
 
 
 def from_pretrained(name: str, weights: str | Path, *, num_classes: int, freeze: bool = False,
@@ -208,3 +276,112 @@ def from_pretrained(name: str, weights: str | Path, *, num_classes: int, freeze:
 
     model = create_model(name, num_classes=num_classes, **options)
     return prepare_finetuning(model, weights=str(weights), expected_name=name, num_classes=num_classes, freeze=freeze)
+
+
+# ------------------------------------------------------------------ torchvision's ImageNet weights
+class ImageNetInput(nn.Module):
+    """ImageNet's input convention: a grayscale image repeated to RGB, each channel normalised.
+
+    Maps images in [0, 1], ``(N, 1, H, W)`` or ``(N, 3, H, W)``, to
+    ``(X - mean) / std`` with ImageNet's per-channel ``mean`` and ``std``
+    (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`), ``(N, 3, H, W)``. Its
+    buffers are not saved in the ``state_dict``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.shape[1] == 1:
+            X = X.expand(-1, 3, -1, -1)  # (N, 3, H, W): a gray pixel is R = G = B
+        return (X - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={IMAGENET_MEAN}, std={IMAGENET_STD}, grayscale repeated to 3 channels"
+
+
+def _imagenet_input_hook(model: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (model.input_transform(args[0]), *args[1:])
+
+
+def use_imagenet_input(model: nn.Module) -> nn.Module:
+    """Give ``model`` an :class:`ImageNetInput` (as ``model.input_transform``) applied before its own forward.
+
+    A forward pre-hook applies it, so the network's parameter names stay
+    torchvision's and every caller (training, ``evaluate``, ``predict``,
+    export) feeds images in [0, 1] as to any other divekit model.
+    """
+    if not isinstance(getattr(model, "input_transform", None), ImageNetInput):
+        parameter = next(model.parameters(), None)
+        layer = ImageNetInput()
+        model.input_transform = layer.to(parameter.device) if parameter is not None else layer
+        model.register_forward_pre_hook(_imagenet_input_hook)
+    return model
+
+
+def check_torchvision(model_name: str) -> TorchvisionWeights:
+    """The torchvision weights of ``model_name``; ConfigError for a model torchvision has none of here."""
+    if model_name not in TORCHVISION_WEIGHTS:
+        raise ConfigError(f"model.weights=torchvision loads torchvision's ImageNet weights, which divekit maps for "
+                          f"{', '.join(TORCHVISION_WEIGHTS)} only, not {model_name!r}; train one of those, or name "
+                          "a run folder or state_dict file (model.weights)")  # fmt: skip
+    return TORCHVISION_WEIGHTS[model_name]
+
+
+def hub_checkpoints() -> Path:
+    """torch hub's folder of weight files: ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def builder_options(weights: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The builder's options for fine-tuning from ``weights``: torchvision's keep ImageNet's 3 input channels."""
+    return {**options, "in_channels": 3} if weights == TORCHVISION else options
+
+
+def torchvision_file(model_name: str, *, download: bool = False, mirror: str | None = None) -> Path:
+    """torchvision's weight file of ``model_name`` in the hub cache, downloaded first if allowed and missing."""
+    spec = check_torchvision(model_name)
+    path = hub_checkpoints() / spec.file
+    if path.is_file():
+        return path
+    if not download:
+        raise DataError(f"torchvision's ImageNet weights for {model_name} are not in the torch hub cache ({path}); "
+                        f"set data.download=true to fetch them from download.pytorch.org (checked against the "
+                        f"published SHA-256 prefix {spec.sha256_prefix}), or copy {spec.file} there")  # fmt: skip
+    return fetch_weights(spec, path.parent, mirror=mirror)
+
+
+def fetch_weights(spec: TorchvisionWeights, folder: Path, *, mirror: str | None = None, timeout: float = 60.0,
+                  progress: bool = True) -> Path:  # fmt: skip
+    """Download ``spec`` into ``folder`` with torch hub's checked download (its SHA-256 must start as published).
+
+    ``mirror`` (or ``$DIVEKIT_MIRROR``) replaces ``download.pytorch.org`` by a
+    base URL, e.g. a local copy. A failed or mismatched download leaves nothing behind.
+    """
+    from divekit.data.download import MIRROR_ENV
+
+    base = mirror or os.environ.get(MIRROR_ENV)
+    url = base.rstrip("/") + "/" + spec.file if base else spec.url
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with socket_timeout(timeout):
+            torch.hub.download_url_to_file(url, str(folder / spec.file), hash_prefix=spec.sha256_prefix,
+                                           progress=progress)  # fmt: skip
+    except RuntimeError as err:  # torch hub's checksum mismatch; it has deleted the download
+        raise DataError(f"checksum mismatch for {spec.file} from {url} ({err}); the download was deleted") from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DataError(f"could not download {spec.file} from {url}: {getattr(err, 'reason', err)}") from err
+    return folder / spec.file
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Give sockets opened inside the block a timeout (torch hub's download sets none)."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from divekit.data.image_folder import ImageFolder
+from divekit.data.sources.image_folder import ImageFolderSource
 from divekit.data.sources.images import ImageOptions, ImageSource
 from divekit.tasks.base import Objective, StepOutput, TaskEntry, output_mismatch, register_task
 
@@ -61,10 +63,15 @@ class Classification(Objective):
             raise output_mismatch("classification", out, f"at least {int(y.max()) + 1} classes (the batch has label {int(y.max())})")
 
 
+def image_source(data: Any, options: ImageOptions, **kwargs: Any) -> ImageSource:
+    """The data source of an image data set: in memory as it is, or an image folder decoded first."""
+    return (ImageFolderSource if isinstance(data, ImageFolder) else ImageSource)(data, options, **kwargs)
+
+
 register_task(TaskEntry(
     name="classification",
     options=ImageOptions,
-    source=ImageSource,
+    source=image_source,
     objective=lambda source, options: Classification(num_classes=source.data.num_classes),
     default_objective=Classification,
     description="images -> class logits; cross-entropy, accuracy (notes §2)",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from divekit.data.csv_series import CsvTable
 from divekit.data.series import SeriesData
 from divekit.data.sources.series import SeriesOptions, SeriesSource, lag_features
 from divekit.errors import ConfigError
@@ -124,10 +125,19 @@ def forecast(model: nn.Module, data: SeriesData, *, tau: int, steps: list[int]) 
                     k_step, k_step_errors(model, x, tau=tau, steps=steps), F.mse_loss(multi, x[start:]).item())  # fmt: skip
 
 
+def series_source(data: Any, options: SeriesOptions, **kwargs: Any) -> SeriesSource:
+    """The data source of a series: as it is, or the chosen column of a CSV file."""
+    if isinstance(data, CsvTable):
+        data = data.series(options.column)
+    elif options.column is not None:
+        raise ConfigError(f"task.options.column chooses a column of a csv-series file; {data.name} has none")
+    return SeriesSource(data, options, **kwargs)
+
+
 register_task(TaskEntry(
     name="regression",
     options=SeriesOptions,
-    source=SeriesSource,
+    source=series_source,
     objective=lambda source, options: Regression(),
     default_objective=Regression,
     description="features -> predictions; mean squared error (notes §6.1)",

@@ -42,6 +42,10 @@ class ImageOptions:
             :class:`divekit.data.augment.BatchAugment`.
         crop_scale: area range of the random resized crops (fraction of the image).
         color_jitter: brightness, contrast, saturation and hue ranges of ``color``.
+        skip_bad_images: ``image-folder``: train without the images that cannot be
+            decoded (they are counted and listed in ``task.json``) instead of refusing.
+        test_split: ``image-folder`` without a ``test/`` folder: the fraction of
+            each class's images held out as the test split (seeded by ``data.split_seed``).
     """
 
     resize: int | None = None
@@ -51,6 +55,8 @@ class ImageOptions:
     augment: list[str] | str = field(default_factory=list)
     crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
     color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])
+    skip_bad_images: bool = False
+    test_split: float = 0.2
 
 
 def to_model_input(

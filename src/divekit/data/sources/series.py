@@ -27,9 +27,11 @@ class SeriesOptions:
 
     Attributes:
         tau: how many past values form the features (the Markov order).
+        column: ``csv-series``: the CSV column to forecast, by its header name.
     """
 
     tau: int = 4
+    column: str | None = None
 
     def __post_init__(self) -> None:
         if self.tau < 1:
