@@ -9,7 +9,9 @@ TASKS = ("classification", "language-model", "seq2seq", "regression")
 """The task names that models, data sets and objectives share (the forward contract a model follows)."""
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+DISPLAYS = ("auto", "notebook", "terminal", "off")
+"""What training shows: ``auto`` picks ``notebook`` inside a Jupyter kernel, else ``terminal``."""
 PRECISIONS = ("32", "bf16", "16")
 INITS = ("default", "normal", "xavier", "constant")
 """Weight initialisers (notes §1.2.2); ``default`` keeps PyTorch's."""

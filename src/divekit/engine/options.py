@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from divekit.choices import OPTIMIZERS, PRECISIONS, SCHEDULES
+from divekit.choices import DISPLAYS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from divekit.errors import ConfigError
 
 
@@ -26,8 +26,11 @@ class OptimConfig:
         momentum: SGD momentum.
         weight_decay: L2 penalty (decoupled for AdamW).
         schedule: ``constant``, ``step`` (multiply by ``gamma`` every
-            ``step_size`` epochs) or ``cosine`` (to zero over the run).
-        warmup_epochs: linear warm-up from 0 to ``lr`` over this many epochs.
+            ``step_size`` epochs), ``cosine`` (to zero over the run) or
+            ``onecycle`` (up from ``lr / 25`` to ``lr``, then down to almost zero,
+            momentum cycled the other way; see :func:`divekit.engine.optim.cycle_height`).
+        warmup_epochs: linear warm-up from 0 to ``lr`` over this many epochs
+            (with ``onecycle``: the rising part's length, default 30% of the run).
         clip_grad: clip the global gradient norm to this value (``None``: off).
     """
 
@@ -84,6 +87,9 @@ class TrainConfig:
         sync_every: read the device-side flags and metric sums every N steps
             (and at every epoch end and checkpoint); there is no per-step host sync.
         progress: show a progress bar.
+        display: ``auto`` (a live figure and a progress widget inside a Jupyter
+            kernel, the terminal's bar and lines elsewhere), ``notebook``,
+            ``terminal`` or ``off`` (no bar, no live figure; the epoch lines stay).
     """
 
     epochs: int = 10
@@ -101,6 +107,7 @@ class TrainConfig:
     skip_nonfinite: int = 0
     sync_every: int = 50
     progress: bool = True
+    display: str = "auto"
 
     def validate(self) -> TrainConfig:
         """Refuse impossible settings, naming the key; return ``self``."""
@@ -112,6 +119,8 @@ class TrainConfig:
                 f"train.patience must be at least 1 epoch, got {self.patience}")  # fmt: skip
         require(self.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0 steps, got {self.checkpoint_every}")
         require(self.skip_nonfinite >= 0, f"train.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
+        require(self.display in DISPLAYS,
+                f"unknown train.display {self.display!r}; use one of {', '.join(DISPLAYS)}")  # fmt: skip
         require(self.sync_every >= 1, f"train.sync_every must be at least 1 step, got {self.sync_every}")
         require(self.monitor is None or not self.monitor.startswith("test_"),
                 f"train.monitor={self.monitor!r} would pick checkpoints on the test split, which then no longer "

@@ -49,7 +49,7 @@ from divekit.tasks.base import Objective
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_PREEMPTED = 75  # SIGTERM: EX_TEMPFAIL, "try again": a job script can requeue
-SCHEDULES_NEEDING_LENGTH = ("step", "cosine")
+SCHEDULES_NEEDING_LENGTH = ("step", "cosine", "onecycle")
 
 Transfer = Callable[..., Any]
 
