@@ -140,10 +140,16 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up
     def _default_callbacks(self) -> list[Callback]:
+        from divekit.engine.display import NotebookDisplay, resolve_display
+
         if not self.dist.is_main:
             return []
-        callbacks: list[Callback] = [ProgressBar()] if self.train_config.progress else []
-        callbacks.append(EpochLog())
+        display = resolve_display(self.train_config.display)
+        callbacks: list[Callback] = [ProgressBar()] if self.train_config.progress and display == "terminal" else []
+        if display == "notebook":  # a widget, the epoch lines and a live figure in the cell (not red stderr lines)
+            callbacks.append(NotebookDisplay(bar=self.train_config.progress))
+        if display != "notebook" or self._log is not None:
+            callbacks.append(EpochLog())
         if self.out_dir is not None:
             callbacks.append(RunFiles(self.out_dir))
         return callbacks
