@@ -10,6 +10,8 @@ TASKS = ("classification", "language-model", "seq2seq", "regression")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
+LR_RULES = ("edge/10", "min/10", "steepest")
+"""How the learning-rate finder suggests a value (:func:`divekit.engine.lr_find.suggest`)."""
 DISPLAYS = ("auto", "notebook", "terminal", "off")
 """What training shows: ``auto`` picks ``notebook`` inside a Jupyter kernel, else ``terminal``."""
 PRECISIONS = ("32", "bf16", "16")

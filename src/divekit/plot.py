@@ -158,3 +158,29 @@ def plot_forecast(result: Any, path: str | os.PathLike) -> None:
         ax.legend(loc="lower left", fontsize=8)
     bottom.set_xlabel("time")
     _save(fig, path)
+
+
+def lr_finder_figure(result: Any) -> Any:
+    """Loss against learning rate (log scale) from an :class:`~divekit.engine.lr_find.LRFinderResult`.
+
+    The raw losses are faint, the smoothed ones solid; the suggested learning
+    rate is marked and named with the rule that picked it.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(result.lrs, result.losses, color="0.7", linewidth=0.8, label="loss")
+    ax.plot(result.lrs, result.smoothed, color="C0", label="smoothed loss")
+    if result.suggestion is not None:
+        ax.axvline(result.suggestion, color="C3", linestyle="--", label=f"suggested lr {result.suggestion:.3g}")
+        ax.set_title(result.rule, fontsize=9)
+    finite = [v for v in result.smoothed if np.isfinite(v)]
+    if finite:  # a diverged tail would squash the interesting part
+        ax.set_ylim(min(finite) * 0.95 if min(finite) > 0 else None, min(max(finite), 3 * finite[0]) * 1.05)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best", fontsize=8)
+    return fig

@@ -18,6 +18,7 @@ from divekit.errors import DivekitError
 COMMAND_MODULES = (
     "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
     "divekit.cli.demos",
+    "divekit.cli.lr_find",
 )
 
 
