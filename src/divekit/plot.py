@@ -101,6 +101,12 @@ def image_grid(
     columns: int = 8,
 ) -> None:
     """Save uint8 images ``(N, C, H, W)`` (C = 1 or 3) in a grid with a title each."""
+    _save(image_grid_figure(images, titles, columns=columns), path)
+
+
+def image_grid_figure(images: np.ndarray, titles: Sequence[str], *, columns: int = 8,
+                      title_colors: Sequence[str] | None = None) -> Any:  # fmt: skip
+    """A grid of uint8 images ``(N, C, H, W)`` (C = 1 or 3), a title (in its own colour, if given) on each."""
     from matplotlib.figure import Figure
 
     n = len(images)
@@ -113,9 +119,9 @@ def image_grid(
             ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
         else:
             ax.imshow(np.transpose(image, (1, 2, 0)))
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=8, color=title_colors[i] if title_colors else "black")
         ax.axis("off")
-    _save(fig, path)
+    return fig
 
 
 def plot_zipf(frequencies: dict[int, Sequence[int]], path: str | os.PathLike, *, title: str = "") -> None:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
     "divekit.cli.demos",
     "divekit.cli.lr_find",
+    "divekit.cli.interpret",
 )
 
 
