@@ -107,8 +107,17 @@ def test_one_figure_is_redrawn_in_place_each_epoch(shown, monkeypatch):
     assert [how for how, _ in drawn] == ["display", "update", "update"]  # one figure, then in place
     assert all(obj.data[:4] == b"\x89PNG" for _, obj in drawn)
     texts = [obj.data for how, obj in shown if hasattr(obj, "data") and isinstance(obj.data, str)]
-    assert "epoch 3/3" in texts[-1] and "val_acc" in texts[-1]  # the epoch lines, in the cell
+    assert any("epoch 3/3" in t and "val_acc" in t and "<pre" in t for t in texts)  # the epoch lines, in the cell
     assert result.best is not None
+
+
+def test_without_ipywidgets_the_bar_is_a_line_of_html(shown, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import fails
+    train(resolve_config("mlp", overrides={"train.epochs": 1, "train.sync_every": 5}), write=False)
+    bars = [obj.data for how, obj in shown if isinstance(getattr(obj, "data", None), str) and obj.data.startswith("<code>[")]
+    import re
+
+    assert any(re.match(r"<code>\[\d+/\d+\] epoch 1/1", b) for b in bars) and "done: completed" in bars[-1]
 
 
 def test_long_epochs_redraw_from_syncs_and_steps_read_nothing(shown, monkeypatch):
