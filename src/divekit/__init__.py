@@ -22,7 +22,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {"fit": "divekit.runs.fit", "evaluate": "divekit.runs.fit", "predict": "divekit.runs.fit",
-         "load_run": "divekit.runs.load", "RunResult": "divekit.engine.result"}  # fmt: skip
+         "load_run": "divekit.runs.load", "RunResult": "divekit.engine.result", "lr_find": "divekit.runs.lr_find"}  # fmt: skip
 
 __all__ = ["__version__", *_LAZY]
 

@@ -9,7 +9,11 @@ TASKS = ("classification", "language-model", "seq2seq", "regression")
 """The task names that models, data sets and objectives share (the forward contract a model follows)."""
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+LR_RULES = ("edge/10", "min/10", "steepest")
+"""How the learning-rate finder suggests a value (:func:`divekit.engine.lr_find.suggest`)."""
+DISPLAYS = ("auto", "notebook", "terminal", "off")
+"""What training shows: ``auto`` picks ``notebook`` inside a Jupyter kernel, else ``terminal``."""
 PRECISIONS = ("32", "bf16", "16")
 INITS = ("default", "normal", "xavier", "constant")
 """Weight initialisers (notes §1.2.2); ``default`` keeps PyTorch's."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,27 @@ def attention_heatmaps(
             ax.set_ylabel(ylabel, fontsize=7)
     fig.colorbar(image, ax=axes, shrink=0.6)
     _save(fig, path)
+
+
+def save_attention_maps(maps: Any, out: str | os.PathLike) -> list[Path]:
+    """Save a translation's :class:`~divekit.inference.translate.AttentionMaps` as PNGs in ``out``.
+
+    ``encoder-self-attention.png`` (source tokens attending to each other) and
+    ``decoder-cross-attention.png`` (each output token's weights over the
+    source, notes §6.11-§6.13), for the parts the model has; returns the paths written.
+    """
+    figures = (("encoder-self-attention", "encoder", maps.encoder, maps.source_tokens, "source"),
+               ("decoder-cross-attention", "decoder", maps.cross, maps.output_tokens, "output"))  # fmt: skip
+    written = []
+    for name, part, layers, queries, side in figures:
+        if not layers:
+            continue
+        path = Path(out) / f"{name}.png"
+        attention_heatmaps([m.numpy() for m in layers], path, row_labels=queries, col_labels=maps.source_tokens,
+                           layer_names=[f"{part} layer {i + 1}" for i in range(len(layers))],
+                           xlabel="source (keys)", ylabel=f"{side} (queries)")  # fmt: skip
+        written.append(path)
+    return written
 
 
 def _ticks(ax, row_labels: Sequence[str] | None, col_labels: Sequence[str] | None) -> None:

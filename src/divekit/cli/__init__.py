@@ -30,7 +30,8 @@ UNEXPECTED_EXIT = 70  # EX_SOFTWARE of sysexits.h: an internal software error
 
 COMMAND_MODULES = (
     "divekit.cli.train", "divekit.cli.info", "divekit.cli.summary", "divekit.cli.sequence", "divekit.cli.translate",
-    "divekit.cli.demos", "divekit.cli.check", "divekit.cli.tracking", "divekit.cli.serve",
+    "divekit.cli.demos", "divekit.cli.check", "divekit.cli.tracking", "divekit.cli.serve", "divekit.cli.lr_find",
+    "divekit.cli.interpret",
 )
 
 

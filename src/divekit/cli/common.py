@@ -23,6 +23,8 @@ EXTRA_FLAGS = {
     "task.options.KEY": "--set task.options.KEY=VALUE",
     "beam_size": "--beam-size",
     "max_len": "--max-len",
+    "start_lr": "--start-lr",
+    "end_lr": "--end-lr",
 }
 
 

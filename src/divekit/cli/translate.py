@@ -13,6 +13,8 @@ from pathlib import Path
 from divekit.cli.common import add_model_file
 from divekit.errors import ConfigError, DataError
 
+STABLE_CORPUS_SEGMENTS = 100  # corpus BLEU over fewer sentences swings with a single n-gram
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     t = subparsers.add_parser("translate", help="translate sentences with a trained seq2seq run",
@@ -81,10 +83,11 @@ def run_translate(args: argparse.Namespace) -> int:
     translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
                                       model_file=args.model_file)
     stats: dict[str, float] = {}
-    count = truncated = 0
+    count = truncated = scored_count = 0
     while batch := list(itertools.islice(items, args.batch_size)):
         results = translator.translate_batch([s for s, _ in batch], beam_size=args.beam_size, max_len=args.max_len)
         scored = [(r, ref) for r, (_, ref) in zip(results, batch) if ref is not None]
+        scored_count += len(scored)
         hypotheses = [detokenize_nmt(r.text) for r, _ in scored]
         for key, value in bleu_stats(hypotheses, [[detokenize_nmt(preprocess_nmt(ref))] for _, ref in scored]).items():
             stats[key] = stats.get(key, 0.0) + value
@@ -96,8 +99,17 @@ def run_translate(args: argparse.Namespace) -> int:
         print(f"note: {truncated} source(s) had more than {translator.num_steps - 1} words and were cut, as in "
               "training", file=sys.stderr)  # fmt: skip
     if stats.get("bleu_sys_len") and not args.json:
-        print(f"corpus BLEU (sacrebleu) {bleu_from_stats(stats):.2f} over the sentences with a reference")
+        print(corpus_bleu_line(bleu_from_stats(stats), scored_count))
     return 0
+
+
+def corpus_bleu_line(bleu: float, segments: int) -> str:
+    """The corpus BLEU line, with a warning when there are too few sentences for it to mean much."""
+    line = f"corpus BLEU (sacrebleu) {bleu:.2f} over the {segments} sentence(s) with a reference"
+    if segments < STABLE_CORPUS_SEGMENTS:
+        line += (f"; unstable on fewer than ~{STABLE_CORPUS_SEGMENTS} sentences (one missing 4-gram makes it 0): "
+                 "read the per-sentence book BLEU above")  # fmt: skip
+    return line
 
 
 def _print_translation(result, reference: str | None, *, as_json: bool) -> None:
@@ -114,7 +126,7 @@ def _slug(text: str) -> str:
 
 
 def run_attention(args: argparse.Namespace) -> int:
-    from divekit.plot_attention import attention_heatmaps
+    from divekit.plot_attention import save_attention_maps
     from divekit.inference.translate import Translator
 
     translator = Translator.from_run(args.run_dir, which=args.checkpoint, device=args.device,
@@ -124,14 +136,6 @@ def run_attention(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.run_dir} holds a model without attention; train seq2seq-attention or transformer")
     out = Path(args.out) if args.out else Path(args.run_dir) / "attention" / _slug(args.sentence)
     print(f"{' '.join(maps.source_tokens)} => {' '.join(maps.output_tokens)}")
-    figures = (("encoder-self-attention", "encoder", maps.encoder, maps.source_tokens, "source"),
-               ("decoder-cross-attention", "decoder", maps.cross, maps.output_tokens, "output"))  # fmt: skip
-    for name, part, layers, queries, side in figures:
-        if not layers:
-            continue
-        path = out / f"{name}.png"
-        attention_heatmaps([m.numpy() for m in layers], path, row_labels=queries, col_labels=maps.source_tokens,
-                           layer_names=[f"{part} layer {i + 1}" for i in range(len(layers))],
-                           xlabel="source (keys)", ylabel=f"{side} (queries)")  # fmt: skip
+    for path in save_attention_maps(maps, out):
         print(path)
     return 0

@@ -87,5 +87,6 @@ class RunFiles(Callback):
             self.plot(trainer)
 
     def plot(self, trainer: Trainer) -> None:
-        write_curves(self.out_dir, trainer.history, best_epoch=trainer.best["epoch"] if trainer.best else None)
+        write_curves(self.out_dir, trainer.history, best_epoch=trainer.best["epoch"] if trainer.best else None,
+                     monitor=trainer.monitor)  # fmt: skip
         self.last_plot = time.monotonic()

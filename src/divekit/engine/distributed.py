@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +143,18 @@ def failures_as_errors(ctx: DistContext, checkpoint_dir: Path | None) -> Iterato
     except RuntimeError as err:
         if not (ctx.enabled and is_communication_error(err)):
             raise
+        _outlive_the_launcher()
         first = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:160]
         kept = f"the last checkpoint ({checkpoint_dir / 'last.pt'}) is kept; " if checkpoint_dir else ""
         raise PeerFailure(f"rank {ctx.rank}: another process of this distributed run failed or was killed "
                           f"({first}); {kept}restart the run with resume=True") from err  # fmt: skip
+
+
+def _outlive_the_launcher() -> None:
+    """Ignore SIGTERM from here on: this process is already stopping with an error.
+
+    torchrun sends SIGTERM to the surviving processes once it sees one die; without
+    this, that signal can cut a survivor off before it has said why it stops.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -9,8 +9,6 @@ from typing import Any
 
 from divekit.io import atomic_write_json, atomic_write_text
 
-CURVE_KEYS = tuple(f"{split}_{name}" for name in ("loss", "acc", "ppl") for split in ("train", "val", "test"))
-
 
 def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite both metric files atomically from the whole history."""
@@ -25,9 +23,9 @@ def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(out_dir / "metrics.csv", buffer.getvalue())
 
 
-def write_curves(out_dir: Path, history: list[dict[str, Any]], *, best_epoch: int | None = None) -> None:
-    """Plot the losses and accuracies (or perplexities) the history holds; mark the selected epoch."""
+def write_curves(out_dir: Path, history: list[dict[str, Any]], *, best_epoch: int | None = None,
+                 monitor: str | None = None) -> None:  # fmt: skip
+    """Plot every metric the history holds, one panel each; mark the selected epoch."""
     from divekit.plot import plot_curves
 
-    present = [k for k in CURVE_KEYS if any(k in r for r in history)]
-    plot_curves(history, out_dir / "curves.png", keys=present, best_epoch=best_epoch)
+    plot_curves(history, out_dir / "curves.png", best_epoch=best_epoch, monitor=monitor)

@@ -81,12 +81,39 @@ def optimizer_step(optimizer: torch.optim.Optimizer, ok: torch.Tensor, *, scaler
         optimizer.step()
 
 
+ONECYCLE_DIV = 25.0  # one-cycle starts at lr / 25 ...
+ONECYCLE_FINAL_DIV = 1e4  # ... and ends at lr / 25 / 1e4, as in Smith's one-cycle and PyTorch's OneCycleLR
+ONECYCLE_WARMUP = 0.3  # the rising part's share of the run when optim.warmup_epochs is 0
+MOMENTUM_DROP = 0.1  # one-cycle lowers momentum (SGD) or beta1 (Adam) by this much at the peak lr
+
+
+def cycle_height(step: int, *, config: OptimConfig, steps_per_epoch: int, epochs: int) -> tuple[int, float]:
+    """Where step ``step`` is in a one-cycle schedule: ``(phase, height)``.
+
+    Phase 0 rises from the start to the peak over ``warmup_epochs`` (default
+    30% of the run), phase 1 anneals to the end; ``height`` is 0 at either end
+    and 1 at the peak, following half a cosine (Smith & Topin 2017, "super-convergence").
+    """
+    total = epochs * steps_per_epoch
+    rise = config.warmup_epochs * steps_per_epoch if config.warmup_epochs else ONECYCLE_WARMUP * total
+    peak = float(rise) - 1  # the step at the peak (PyTorch's OneCycleLR counts the same way)
+    if step <= peak:
+        return 0, (1 - math.cos(math.pi * step / peak)) / 2 if peak > 0 else 1.0
+    pct = min((step - peak) / max(total - 1 - peak, 1e-12), 1.0)
+    return 1, (1 + math.cos(math.pi * pct)) / 2
+
+
 def lr_factor(step: int, *, config: OptimConfig, steps_per_epoch: int, epochs: int) -> float:
     """The multiplier of the base learning rate at optimiser step ``step``.
 
     Linear warm-up over ``warmup_epochs``, then ``constant``, ``step`` decay
-    (times ``gamma`` every ``step_size`` epochs) or ``cosine`` decay to zero.
+    (times ``gamma`` every ``step_size`` epochs) or ``cosine`` decay to zero;
+    or ``onecycle``: up from ``lr / 25`` to ``lr`` and down to ``lr / 2.5e5`` (see :func:`cycle_height`).
     """
+    if config.schedule == "onecycle":
+        phase, height = cycle_height(step, config=config, steps_per_epoch=steps_per_epoch, epochs=epochs)
+        low = 1 / ONECYCLE_DIV if phase == 0 else 1 / (ONECYCLE_DIV * ONECYCLE_FINAL_DIV)
+        return low + (1 - low) * height
     warmup = config.warmup_epochs * steps_per_epoch
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -99,12 +126,58 @@ def lr_factor(step: int, *, config: OptimConfig, steps_per_epoch: int, epochs: i
     return 1.0
 
 
+class CycledMomentum(torch.optim.lr_scheduler.LambdaLR):
+    """A per-step lr schedule that also cycles momentum against it (one-cycle).
+
+    Momentum (SGD) or ``beta1`` (Adam, AdamW) is at its configured value when
+    the learning rate is low and ``MOMENTUM_DROP`` lower at the peak, so the
+    two together keep the effective step size in check. Its state_dict is plain data.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Any, height: Any) -> None:
+        self._height = height
+        self.momentum_key = "betas" if "betas" in optimizer.param_groups[0] else "momentum"
+        self.momentum_max = [_momentum(group, self.momentum_key) for group in optimizer.param_groups]
+        super().__init__(optimizer, factor)
+
+    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+        super().step(epoch)
+        height = self._height(self.last_epoch)
+        for group, top in zip(self.optimizer.param_groups, self.momentum_max):
+            value = top - min(MOMENTUM_DROP, top) * height
+            if self.momentum_key == "betas":
+                group["betas"] = (value, group["betas"][1])
+            else:
+                group["momentum"] = value
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("_height", None)
+        return state
+
+
+def _momentum(group: dict[str, Any], key: str) -> float:
+    return float(group["betas"][0]) if key == "betas" else float(group.get("momentum", 0.0))
+
+
+def has_momentum(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimiser uses momentum (Adam's beta1 counts; SGD only with ``momentum > 0``)."""
+    group = optimizer.param_groups[0]
+    return "betas" in group or group.get("momentum", 0.0) > 0
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: OptimConfig, *, steps_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step scheduler following :func:`lr_factor`; its state_dict is plain data."""
+    """A per-step scheduler following :func:`lr_factor` (one-cycle also cycles momentum where the
+    optimiser has it); its state_dict is plain data."""
 
     def factor(step: int) -> float:
         return lr_factor(step, config=config, steps_per_epoch=steps_per_epoch, epochs=epochs)
 
+    if config.schedule == "onecycle" and has_momentum(optimizer):
+        def height(step: int) -> float:
+            return cycle_height(step, config=config, steps_per_epoch=steps_per_epoch, epochs=epochs)[1]
+
+        return CycledMomentum(optimizer, factor, height)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

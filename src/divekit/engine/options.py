@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from divekit.choices import OPTIMIZERS, PRECISIONS, SCHEDULES
+from divekit.choices import DISPLAYS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from divekit.errors import ConfigError
 
 
@@ -26,8 +26,11 @@ class OptimConfig:
         momentum: SGD momentum.
         weight_decay: L2 penalty (decoupled for AdamW).
         schedule: ``constant``, ``step`` (multiply by ``gamma`` every
-            ``step_size`` epochs) or ``cosine`` (to zero over the run).
-        warmup_epochs: linear warm-up from 0 to ``lr`` over this many epochs.
+            ``step_size`` epochs), ``cosine`` (to zero over the run) or
+            ``onecycle`` (up from ``lr / 25`` to ``lr``, then down to almost zero,
+            momentum cycled the other way; see :func:`divekit.engine.optim.cycle_height`).
+        warmup_epochs: linear warm-up from 0 to ``lr`` over this many epochs
+            (with ``onecycle``: the rising part's length, default 30% of the run).
         clip_grad: clip the global gradient norm to this value (``None``: off).
     """
 
@@ -87,6 +90,9 @@ class TrainConfig:
         tensorboard: write TensorBoard event files: ``True`` into the run
             folder's ``tensorboard/``, or a log folder; ``False``/``None``: off
             (needs the ``divekit[tensorboard]`` extra).
+        display: ``auto`` (a live figure and a progress widget inside a Jupyter
+            kernel, the terminal's bar and lines elsewhere), ``notebook``,
+            ``terminal`` or ``off`` (no bar, no live figure; the epoch lines stay).
     """
 
     epochs: int = 10
@@ -105,6 +111,7 @@ class TrainConfig:
     sync_every: int = 50
     progress: bool = True
     tensorboard: bool | str | None = None
+    display: str = "auto"
 
     def validate(self) -> TrainConfig:
         """Refuse impossible settings, naming the key; return ``self``."""
@@ -118,6 +125,8 @@ class TrainConfig:
         require(self.skip_nonfinite >= 0, f"train.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
         require(not isinstance(self.tensorboard, str) or bool(self.tensorboard.strip()),
                 "train.tensorboard is an empty folder name; give a log folder, or true for the run folder's own")
+        require(self.display in DISPLAYS,
+                f"unknown train.display {self.display!r}; use one of {', '.join(DISPLAYS)}")  # fmt: skip
         require(self.sync_every >= 1, f"train.sync_every must be at least 1 step, got {self.sync_every}")
         require(self.monitor is None or not self.monitor.startswith("test_"),
                 f"train.monitor={self.monitor!r} would pick checkpoints on the test split, which then no longer "

@@ -37,3 +37,9 @@ class RunResult:
     def final(self) -> dict[str, Any]:
         """The last epoch's record."""
         return self.history[-1] if self.history else {}
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows the result: the last and selected epochs' metrics, the curves, the run folder."""
+        from divekit.engine.display import result_html
+
+        return result_html(self)

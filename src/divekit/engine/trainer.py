@@ -49,7 +49,7 @@ from divekit.tasks.base import Objective
 
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_PREEMPTED = 75  # SIGTERM: EX_TEMPFAIL, "try again": a job script can requeue
-SCHEDULES_NEEDING_LENGTH = ("step", "cosine")
+SCHEDULES_NEEDING_LENGTH = ("step", "cosine", "onecycle")
 
 Transfer = Callable[..., Any]
 
@@ -140,10 +140,16 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up
     def _default_callbacks(self) -> list[Callback]:
+        from divekit.engine.display import NotebookDisplay, resolve_display
+
         if not self.dist.is_main:
             return []
-        callbacks: list[Callback] = [ProgressBar()] if self.train_config.progress else []
-        callbacks.append(EpochLog())
+        display = resolve_display(self.train_config.display)
+        callbacks: list[Callback] = [ProgressBar()] if self.train_config.progress and display == "terminal" else []
+        if display == "notebook":  # a widget, the epoch lines and a live figure in the cell (not red stderr lines)
+            callbacks.append(NotebookDisplay(bar=self.train_config.progress))
+        if display != "notebook" or self._log is not None:
+            callbacks.append(EpochLog())
         if self.out_dir is not None:
             callbacks.append(RunFiles(self.out_dir))
         if self.train_config.tensorboard:
@@ -222,7 +228,8 @@ class Trainer:
         self._each("on_fit_start")
         tc = self.train_config
         stop_reason = "completed"
-        with stop_requests(lambda: self._stop_signal, self.request_stop), failures_as_errors(self.dist, self.checkpoint_dir):
+        stops = stop_requests(lambda: self._stop_signal, self.request_stop)
+        with failures_as_errors(self.dist, self.checkpoint_dir), stops:
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()

@@ -41,8 +41,8 @@ from divekit.tasks.base import Objective
 # Options that may change when a run is resumed; everything else must match.
 RESUMABLE_CHANGES = {
     "train.epochs", "train.device", "train.progress", "train.threads", "train.checkpoint_every", "train.sync_every",
-    "train.patience", "train.skip_nonfinite", "train.tensorboard", "data.data_dir", "data.download", "data.mirror",
-    "data.eval_batch_size",
+    "train.patience", "train.skip_nonfinite", "train.tensorboard", "train.display", "data.data_dir", "data.download",
+    "data.mirror", "data.eval_batch_size",
 }  # fmt: skip
 # Changes that keep a resumed run going but make it differ from an uninterrupted one.
 NOT_BIT_IDENTICAL = ("train.threads", "train.device")
