@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from divekit.runs import resolve_config, train
+from divekit.runs import RunConfig, resolve_config, train
 
 # label -> (model, book resize, book lr, book batch, book test accuracy after 10 epochs)
 BOOK = {
@@ -52,8 +52,9 @@ PROFILES = {
 DRY_RUN_SIZES = {"alexnet": 67, "nin": 67, "vgg11-narrow": 32, "resnet18": 32}
 
 
-def run_row(label: str, size: int, epochs: int, args: argparse.Namespace, out: Path) -> dict:
-    model, book_size, lr, batch, book_acc = BOOK[label]
+def row_config(label: str, size: int, epochs: int, args: argparse.Namespace) -> RunConfig:
+    """The run config of one row, checked against the book's recipe."""
+    model, _, lr, batch, _ = BOOK[label]
     overrides = {"data.data_dir": args.data_dir, "task.options.resize": size, "train.epochs": epochs,
                  "train.device": args.device, "train.progress": False, "train.threads": args.threads}  # fmt: skip
     if args.dry_run:
@@ -61,12 +62,18 @@ def run_row(label: str, size: int, epochs: int, args: argparse.Namespace, out: P
                           "data.batch_size": 256, "train.epochs": 1})  # fmt: skip
     config = resolve_config(model, data="fashion-mnist", overrides=overrides)
     assert config.optim.lr == lr and (args.dry_run or config.data.batch_size == batch), "recipe differs from the book"
+    return config
+
+
+def run_row(label: str, size: int, epochs: int, args: argparse.Namespace, out: Path) -> dict:
+    model, book_size, lr, _, book_acc = BOOK[label]
+    config = row_config(label, size, epochs, args)
     folder = out / model
     started = time.perf_counter()
     result = train(config, out_dir=folder)
     final = result.final
     return {
-        "label": label, "model": model, "resize": config.task["resize"], "book_resize": book_size,
+        "label": label, "model": model, "resize": config.task.options["resize"], "book_resize": book_size,
         "epochs": final["epoch"], "lr": lr, "batch": config.data.batch_size, "book_test_acc": book_acc,
         "test_acc": final["test_acc"], "train_acc": final["train_acc"], "train_loss": final["train_loss"],
         "seconds": time.perf_counter() - started, "run": str(folder),

@@ -35,7 +35,7 @@ from book_table import BOOK  # noqa: E402  (label -> model, resize, lr, batch, b
 from char_lm_table import ROWS as LM_ROWS  # noqa: E402  (row -> label, model, options, lr, book perplexity)
 from translation_results import BOOK_SENTENCES  # noqa: E402
 from divekit.io import atomic_write_json, atomic_write_text  # noqa: E402
-from divekit.runs import resolve_config, train  # noqa: E402
+from divekit.runs import RunConfig, resolve_config, train  # noqa: E402
 
 CNN_ROWS = {"LeNet": ("lenet", 28, 0.9, 256, 0.779), **BOOK}  # the book's LeNet: sigmoid, lr 0.9, batch 256
 TRANSLATION_MODELS = ("seq2seq", "seq2seq-attention", "transformer")
@@ -50,41 +50,56 @@ def quiet(message: str) -> None:
     pass
 
 
-def cnn_row(label: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    model, size, lr, batch, book = CNN_ROWS[label]
+def cnn_config(label: str, args: argparse.Namespace) -> RunConfig:
+    model, size, lr, batch, _ = CNN_ROWS[label]
     overrides = {"data.data_dir": args.fashion, "task.options.resize": size, "optim.lr": lr, "data.batch_size": batch,
                  "optim.optimizer": "sgd", "model.init": "xavier", "train.epochs": 10, "train.device": args.device,
                  "train.precision": args.precision, "train.channels_last": args.device != "cpu",
                  "train.compile": args.compile, "train.progress": False}  # fmt: skip
     if args.dry_run:
         overrides |= {"task.options.resize": min(size, 67), "task.options.train_subset": 512, "train.epochs": 1}
-    result = train(resolve_config(model, data="fashion-mnist", overrides=overrides), out_dir=out / model, log=quiet)
+    return resolve_config(model, data="fashion-mnist", overrides=overrides)
+
+
+def cnn_row(label: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    model, _, lr, batch, book = CNN_ROWS[label]
+    config = cnn_config(label, args)
+    result = train(config, out_dir=out / model, log=quiet)
     final = result.final
-    return {"label": label, "size": overrides["task.options.resize"], "lr": lr, "batch": batch, "book": book,
+    return {"label": label, "size": config.task.options["resize"], "lr": lr, "batch": batch, "book": book,
             "test_acc": final["test_acc"], "train_acc": final["train_acc"], "epochs": final["epoch"],
             "images_per_s": final["train_examples_per_s"],
             "seconds": sum(r["epoch_time_s"] for r in result.history)}  # fmt: skip
 
 
-def lm_row(row: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    label, model, options, lr, book = LM_ROWS[row]
+def lm_config(row: str, args: argparse.Namespace) -> RunConfig:
+    _, model, options, lr, _ = LM_ROWS[row]
     overrides = {"data.data_dir": args.timemachine, "task.options.max_tokens": 10_000, "data.batch_size": 32,
                  "task.options.num_steps": 35, "task.options.sampling": "sequential", "optim.optimizer": "sgd", "optim.lr": lr,
                  "optim.clip_grad": 1.0, "train.epochs": 2 if args.dry_run else 500, "train.device": args.device,
                  "train.progress": False, **{f"model.options.{k}": v for k, v in options.items()}}  # fmt: skip
-    result = train(resolve_config(model, data="timemachine", overrides=overrides), out_dir=out / row, log=quiet)
+    return resolve_config(model, data="timemachine", overrides=overrides)
+
+
+def lm_row(row: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    label, _, options, lr, book = LM_ROWS[row]
+    result = train(lm_config(row, args), out_dir=out / row, log=quiet)
     final = result.final
     return {"label": label, "hidden": options["num_hiddens"], "lr": lr, "book": book, "ppl": final["train_ppl"],
             "tokens_per_s": final["train_tokens_per_s"], "seconds": sum(r["epoch_time_s"] for r in result.history)}
 
 
-def translation_row(model: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from divekit.inference.translate import Translator
-
+def translation_config(model: str, args: argparse.Namespace) -> RunConfig:
     overrides = {"data.data_dir": args.fra_eng, "train.device": args.device, "train.progress": False}
     if args.dry_run:
         overrides |= {"train.epochs": 2, "task.options.num_examples": 200, "task.options.num_test": 20}
-    result = train(resolve_config(model, data="fra-eng", overrides=overrides), out_dir=out / model, log=quiet)
+    return resolve_config(model, data="fra-eng", overrides=overrides)
+
+
+def translation_row(model: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    from divekit.inference.translate import Translator
+
+    result = train(translation_config(model, args), out_dir=out / model, log=quiet)
     translations = Translator.from_run(out / model, which="last", device=args.device).translate_batch(
         list(BOOK_SENTENCES))  # fmt: skip
     final = result.final
@@ -93,6 +108,15 @@ def translation_row(model: str, args: argparse.Namespace, out: Path) -> dict[str
             "bleu": [t.bleu(BOOK_SENTENCES[t.source]) for t in translations],
             "translations": [t.text for t in translations],
             "seconds": sum(r["epoch_time_s"] for r in result.history)}  # fmt: skip
+
+
+SECTIONS = (("cnn", CNN_ROWS, cnn_config, cnn_row), ("lm", LM_ROWS, lm_config, lm_row),
+            ("translation", TRANSLATION_MODELS, translation_config, translation_row))  # fmt: skip
+
+
+def row_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
+    """Every row's run config, resolved and checked (unknown keys and bad values raise), without training."""
+    return {f"{section}/{row}": config(row, args) for section, rows, config, _ in SECTIONS for row in rows}
 
 
 def markdown(results: dict[str, list[dict[str, Any]]], header: str) -> str:
@@ -137,8 +161,8 @@ def main() -> int:
     out = Path(args.out) / ("dry-run" if args.dry_run else "")
     started = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {"cnn": [], "lm": [], "translation": []}
-    sections = (("cnn", CNN_ROWS, cnn_row), ("lm", LM_ROWS, lm_row), ("translation", TRANSLATION_MODELS, translation_row))
-    for section, rows, run in sections:
+    row_configs(args)  # every row's settings checked before hours of training
+    for section, rows, _, run in SECTIONS:
         for row in rows:
             results[section].append(run(row, args, out / section))
             print(json.dumps(results[section][-1]), flush=True)

@@ -59,9 +59,10 @@ def divekit_epoch(data_dir: str, threads: int, seed: int) -> tuple[float, float,
     return record["epoch_time_s"], record["test_acc"], record["train_examples_per_s"]
 
 
-def torchvision_root(data_dir: Path) -> Path:
-    """A folder laid out as torchvision expects (``FashionMNIST/raw``), linking the IDX files."""
-    root = Path(tempfile.mkdtemp(prefix="fmnist-"))
+def torchvision_root(data_dir: Path, parent: Path | None = None) -> Path:
+    """A new folder (in ``parent``, default the temporary folder) laid out as torchvision expects
+    (``FashionMNIST/raw``), with the IDX files uncompressed."""
+    root = Path(tempfile.mkdtemp(prefix="fmnist-", dir=parent))
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for name in os.listdir(data_dir):

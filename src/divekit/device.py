@@ -76,8 +76,6 @@ def resolve_device(name: str, *, local_rank: int | None = None) -> torch.device:
 
 def environment_report() -> dict[str, object]:
     """What ``divekit env`` prints: versions, accelerators and CPU threads."""
-    import torchvision
-
     from divekit import __version__
 
     cuda = torch.cuda.is_available()
@@ -86,7 +84,7 @@ def environment_report() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": installed_version("torchvision"),
         "cuda_available": cuda,
         "cuda_version": torch.version.cuda,
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
@@ -96,6 +94,16 @@ def environment_report() -> dict[str, object]:
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def installed_version(package: str) -> str | None:
+    """``package``'s installed version, read from its metadata: importing torchvision to ask would cost seconds."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # ------------------------------------------------------------------ the thread default

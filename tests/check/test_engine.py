@@ -138,3 +138,30 @@ def test_the_same_seed_gives_the_same_report():
 
     first, second = check(flipped, "corr2d", seed=3), check(flipped, "corr2d", seed=3)
     assert first.to_dict() | {"seconds": 0} == second.to_dict() | {"seconds": 0}
+
+
+NOTEBOOK_CELL = '''
+import torch
+from torch import nn
+
+class MySequential(nn.Module):
+    def __init__(self, *modules):
+        super().__init__()
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
+    def forward(self, X):
+        for module in self._modules.values():
+            X = module(X)
+        return X
+'''
+
+
+def test_a_class_written_in_a_notebook_is_checked(monkeypatch):
+    import sys
+    import types
+
+    kernel_main = types.ModuleType("__main__")  # a Jupyter kernel's __main__: no __file__, so no source file
+    monkeypatch.setitem(sys.modules, "__main__", kernel_main)
+    exec(compile(NOTEBOOK_CELL, "<cell>", "exec"), kernel_main.__dict__)
+    assert check(kernel_main.MySequential, "sequential", max_examples=5).passed

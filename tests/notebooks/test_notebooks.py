@@ -29,7 +29,26 @@ def test_stored_without_outputs_and_headed_in_both_languages(path):
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs before committing"
     title = nb.cells[0].source.splitlines()[0]
     assert title.startswith("# ") and CJK.search(title) and re.search(r"[A-Za-z]{4,}", title)
-    assert any("divekit-check" in c.source for c in nb.cells), "a marked exercise cell for `divekit check`"
+
+
+CHECKED = {"01_pytorch_basics": "sequential", "02_cnn": "corr2d", "04_sequence_models": "rnn-cell",
+           "05_attention_transformer": "masked-softmax"}  # fmt: skip  (no check concept for augmentation)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exercises_are_graded_by_divekit_check(path):
+    nbformat = pytest.importorskip("nbformat")
+    from divekit.check.catalogue import CONCEPTS
+
+    nb = nbformat.read(path, as_version=4)
+    found = [(i, re.search(r"<!-- divekit-check: (\S+) -->", c.source)) for i, c in enumerate(nb.cells)]
+    marked = [(i, m[1]) for i, m in found if m]
+    assert [concept for _, concept in marked] == ([CHECKED[path.stem]] if path.stem in CHECKED else [])
+    for i, concept in marked:
+        assert concept in CONCEPTS
+        graded = nb.cells[i + 1]
+        assert graded.cell_type == "code" and re.search(rf'check\(\w+, "{concept}"\)', graded.source)
+        assert "assert report.passed" in graded.source
 
 
 @pytest.mark.slow

@@ -300,7 +300,7 @@ def one_thread() -> Iterator[None]:
 def _source_file(obj: Any) -> str | None:
     try:
         return inspect.getsourcefile(obj)
-    except TypeError:
+    except (TypeError, OSError):  # a built-in, or a class defined in a notebook (its __main__ has no file)
         return None
 
 

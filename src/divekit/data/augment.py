@@ -9,12 +9,13 @@ so applied to a batch tensor they would flip, crop or recolour every image of
 the batch the same way. :class:`BatchAugment` draws the parameters *per image*
 (with the same distributions as ``RandomHorizontalFlip``,
 ``RandomResizedCrop`` and ``ColorJitter``) and applies them to the whole
-batch at once on the training device: v2's batch kernels where the
-operation is the same for every image (``horizontal_flip``,
-``rgb_to_grayscale``), selected per image with one ``where``; one
-``grid_sample`` for all the crops; one per-image blend for each colour
-adjustment. The tests check every image against torchvision's v2
-functional ops applied to it alone with the same parameters.
+batch at once on the training device: the flip of the whole batch
+selected per image with one ``where``; one ``grid_sample`` for all the
+crops; one per-image blend for each colour adjustment. It is plain torch:
+importing torchvision would cost seconds at every start (its package
+imports its models, and through them ``torch._dynamo``). The tests check
+every image against torchvision's v2 functional ops applied to it alone
+with the same parameters.
 
 Randomness comes only from the ``torch.Generator`` passed in, so a batch's
 augmentation is a pure function of its seed: :class:`SeededBatches` gives
@@ -30,13 +31,14 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from divekit.data.batching import BatchSeed
 from divekit.errors import ConfigError
 
 AUGMENTATIONS = ("flip", "crop", "color")
 CROP_ATTEMPTS = 10
+# ITU-R BT.601 luma weights of R, G, B: the grey that colour adjustments blend towards (as torchvision's).
+LUMA_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
 @dataclass
@@ -129,8 +131,12 @@ def resized_crop(X: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tenso
 
 
 def grayscale(X: torch.Tensor) -> torch.Tensor:
-    """Luma ``(N, 1, H, W)`` of RGB images (v2's ``rgb_to_grayscale`` on the whole batch); gray stays gray."""
-    return X if X.shape[1] == 1 else TF.rgb_to_grayscale(X, num_output_channels=1)
+    """Luma ``(N, 1, H, W)`` of RGB images ``(N, 3, H, W)`` (as v2's ``rgb_to_grayscale``); gray stays gray."""
+    if X.shape[1] == 1:
+        return X
+    r, g, b = X.unbind(dim=1)
+    wr, wg, wb = LUMA_WEIGHTS
+    return (r * wr + g * wg + b * wb).unsqueeze(1)
 
 
 def _blend(X: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -233,7 +239,7 @@ class BatchAugment:
             X = F.interpolate(X, size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=self.size < X.shape[-1])  # fmt: skip
         if params.flip is not None:
-            X = torch.where(params.flip.to(X.device).reshape(-1, 1, 1, 1), TF.horizontal_flip(X), X)
+            X = torch.where(params.flip.to(X.device).reshape(-1, 1, 1, 1), X.flip(-1), X)
         if params.color is not None:
             X = self._jitter(X, params.color.to(X.device, X.dtype), params.color_order.to(X.device))
         return X

@@ -33,6 +33,7 @@ from torch import nn
 from divekit.data.batching import ShardedBatches, as_epoch_batches, num_batches
 from divekit.device import resolve_device
 from divekit.engine import checkpoint as ckpt
+from divekit.engine.allocator import kept_freed_memory
 from divekit.engine.callbacks import Callback, EpochLog, ProgressBar, RunFiles
 from divekit.engine.distributed import (DistContext, agree, all_reduce_sums, all_reduce_tensor, barrier,
                                         failures_as_errors)  # fmt: skip
@@ -229,7 +230,7 @@ class Trainer:
         tc = self.train_config
         stop_reason = "completed"
         stops = stop_requests(lambda: self._stop_signal, self.request_stop)
-        with failures_as_errors(self.dist, self.checkpoint_dir), stops:
+        with failures_as_errors(self.dist, self.checkpoint_dir), stops, kept_freed_memory():
             while self.progress.epoch < tc.epochs:
                 self._run_epoch()
                 record = self._end_epoch()
