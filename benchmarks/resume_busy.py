@@ -63,7 +63,8 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 def killed_run(folder: Path, epochs: int, rng: random.Random) -> str:
     """Start the run, kill -9 it at a random moment after its first checkpoint; what its header said."""
     run = subprocess.Popen(divekit("train", "lenet", "--epochs", str(epochs), "--no-progress", "--out", str(folder)),
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # fmt: skip
     while not (folder / "checkpoints" / "last.pt").exists():
         if run.poll() is not None:
             raise SystemExit(f"the run ended before its first checkpoint: {run.stderr.read()[-2000:]}")
@@ -102,7 +103,7 @@ def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     args = parser.parse_args()
     rng = random.Random(args.seed)

@@ -1,6 +1,6 @@
 """``python -m divekit`` runs the command-line interface."""
 
-from divekit.cli import main
+from divekit.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

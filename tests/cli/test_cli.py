@@ -170,3 +170,17 @@ def test_nproc_on_gpus_is_bounded_by_the_gpu_count(launched, monkeypatch, capsys
     assert main(["train", "mlp", "--nproc", "3", "--device", "cuda"]) == 2
     assert "--nproc 3 is more than the 2 GPU(s)" in capsys.readouterr().err
     assert main(["train", "mlp", "--nproc", "2", "--device", "cuda"]) == 0 and len(launched) == 1
+
+
+def test_the_program_exits_with_mains_status_and_skips_the_last_collection(monkeypatch):
+    import gc
+
+    import divekit.cli
+
+    monkeypatch.setattr(divekit.cli, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            divekit.cli.run()
+        assert stopped.value.code == 3 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
