@@ -5,7 +5,8 @@ Every command is typed as a user would, with the default thread count:
 1. ``divekit train lenet --epochs E --out ref`` on the quiet machine: the
    uninterrupted run;
 2. per trial: the same command into a new folder, killed with SIGKILL at a
-   random moment after its first checkpoint; then, while a second process
+   random moment after its first checkpoint (within a third of the first run's
+   time); then, while a second process
    keeps one core busy with a pure-Python loop, ``divekit train --resume``.
    The resumed run must use the thread count the run recorded (its header
    says so), and its final weights must equal the uninterrupted run's, tensor
@@ -60,8 +61,9 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return load(folder / "checkpoints" / "last.pt")["model"]
 
 
-def killed_run(folder: Path, epochs: int, rng: random.Random) -> str:
-    """Start the run, kill -9 it at a random moment after its first checkpoint; what its header said."""
+def killed_run(folder: Path, epochs: int, rng: random.Random, within: float) -> str:
+    """Start the run, kill -9 it at a random moment in the ``within`` seconds after its first checkpoint; what its
+    header said."""
     run = subprocess.Popen(divekit("train", "lenet", "--epochs", str(epochs), "--no-progress", "--out", str(folder)),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)  # fmt: skip
@@ -69,7 +71,7 @@ def killed_run(folder: Path, epochs: int, rng: random.Random) -> str:
         if run.poll() is not None:
             raise SystemExit(f"the run ended before its first checkpoint: {run.stderr.read()[-2000:]}")
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 3.0))
+    time.sleep(rng.uniform(0.0, within))
     os.killpg(run.pid, signal.SIGKILL)
     _, err = run.communicate()
     if run.returncode != -signal.SIGKILL:
@@ -110,11 +112,13 @@ def main() -> int:
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="divekit-resume-busy-") as tmp:
         ref_dir = Path(tmp) / "ref"
+        started = time.perf_counter()
         done = subprocess.run(divekit("train", "lenet", "--epochs", str(args.epochs), "--no-progress",
                                       "--out", str(ref_dir)), capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:
             raise SystemExit(done.stderr[-2000:])
         ref = weights(ref_dir)
+        within = (time.perf_counter() - started) / 3  # kill early in the run, whatever the machine's speed
         print(f"uninterrupted run: {threads_in(done.stderr)} thread(s), {len(ref)} tensors")
         print("| trial | first leg | killed after | resumed with a core busy | tensors bit-identical |")
         print("|---|---|---|---|---|")
@@ -122,7 +126,7 @@ def main() -> int:
         for trial in range(args.trials + 1):
             control = trial == args.trials
             folder = Path(tmp) / f"trial-{trial}"
-            first = killed_run(folder, args.epochs, rng)
+            first = killed_run(folder, args.epochs, rng, within)
             at = load(folder / "checkpoints" / "last.pt")["progress"]
             recorded = int(first) if first.isdigit() else 1
             extra = ["--threads", str(1 if recorded != 1 else 2)] if control else []
