@@ -1,4 +1,4 @@
-"""Keep freed host memory for reuse while training: glibc's malloc would hand it back to the kernel at every step.
+"""Keep freed host memory for reuse once training starts: glibc's malloc would hand it back to the kernel at every step.
 
 A training step allocates its activations and gradients and frees them
 before the next step asks for the same sizes again. With glibc's defaults a
@@ -11,10 +11,13 @@ kernel, and its steps ran 1.6-1.9x slower than with the memory kept
 ``benchmarks/lenet_command.py`` shows the whole command).
 
 :func:`kept_freed_memory` sets both thresholds so that freed memory stays
-in the process while the block runs (what preloading jemalloc or tcmalloc
-does for PyTorch), then puts glibc's defaults back and returns what it can
-to the kernel. The numbers a run computes do not change. Elsewhere than on
-glibc (macOS, Windows, musl) it does nothing.
+in the process (what preloading jemalloc or tcmalloc does for PyTorch), and
+when the block ends hands what is free back to the kernel once
+(``malloc_trim``). The thresholds stay set for the rest of the process:
+glibc cannot return to its dynamic threshold, and a fixed 128 KiB one would
+make every later large tensor a fresh mapping, the very cost avoided here.
+The numbers a run computes do not change. Elsewhere than on glibc (macOS,
+Windows, musl) it does nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc refuses more on 64-bit systems (half its 64 MiB heap size)
 TRIM_THRESHOLD_KEPT = 2**31 - 1  # the largest mallopt takes (an int): the heap top is kept
-GLIBC_DEFAULT = 128 * 1024  # both thresholds start there
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -53,12 +55,14 @@ def _set(libc: ctypes.CDLL, mmap_threshold: int, trim_threshold: int) -> bool:
 
 @contextlib.contextmanager
 def kept_freed_memory() -> Iterator[bool]:
-    """Keep freed memory in the process while the block runs; yields whether the allocator was changed."""
+    """Keep freed memory in the process from now on; hand what is free back once when the block ends.
+
+    Yields whether glibc's thresholds are set (``False`` elsewhere than on glibc).
+    """
     libc = _glibc()
     changed = libc is not None and _set(libc, MMAP_THRESHOLD_MAX, TRIM_THRESHOLD_KEPT)
     try:
         yield changed
     finally:
         if changed:
-            _set(libc, GLIBC_DEFAULT, GLIBC_DEFAULT)
             libc.malloc_trim(0)
