@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lenet_epoch import torchvision_root  # noqa: E402  (FashionMNIST/raw/ laid out as torchvision expects)
-from processes import load_note, median, run_timed, with_pythonpath  # noqa: E402
+from processes import header_threads, load_note, median, run_timed, with_pythonpath  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TEXTBOOK = "textbook"
@@ -59,10 +58,9 @@ def run_divekit(src: str, data_dir: str, epochs: int, scratch: Path) -> dict:
     history = json.loads((out / "metrics.json").read_text())
     history = history["history"] if isinstance(history, dict) else history
     header = timed.stderr.splitlines()[0] if timed.stderr else ""
-    threads = re.search(r"\((\d+) threads?\)", header)
     return {"wall": timed.wall_s, "cpu": timed.cpu_s, "load": timed.load,
             "epoch": median([r["epoch_time_s"] for r in history]), "test_acc": history[-1]["test_acc"],
-            "rate": median([r["train_examples_per_s"] for r in history]), "threads": int(threads[1]) if threads else 0,
+            "rate": median([r["train_examples_per_s"] for r in history]), "threads": header_threads(header) or 0,
             "header": header}  # fmt: skip
 
 

@@ -9,12 +9,15 @@ quiet-machine number from a loaded one.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import re
 import resource
 import statistics
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -63,3 +66,33 @@ def load_note() -> str:
     """The load averages now, for the printed report."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores"
+
+
+HEADER_THREADS = re.compile(r"\((\d+) threads?\)")  # a run's first line: "... on cpu (2 threads); ..."
+
+
+def header_threads(text: str) -> int | None:
+    """The thread count a divekit run printed in its first line, found in ``text``; ``None`` if absent."""
+    found = HEADER_THREADS.search(text)
+    return int(found[1]) if found else None
+
+
+def spin(stop: multiprocessing.synchronize.Event) -> None:
+    """A pure-Python loop that keeps one core busy until ``stop`` is set."""
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+@contextlib.contextmanager
+def one_core_busy(settle_s: float = 1.0) -> Iterator[None]:
+    """A second process keeps one core busy while the block runs (for ``settle_s`` before it starts, so the load
+    is sustained, not a blip); it is stopped afterwards, whatever happens."""
+    stop = multiprocessing.Event()
+    competitor = multiprocessing.Process(target=spin, args=(stop,), daemon=True)
+    competitor.start()
+    try:
+        time.sleep(settle_s)
+        yield
+    finally:
+        stop.set()
+        competitor.join()

@@ -24,10 +24,8 @@ runs):
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -37,15 +35,10 @@ from pathlib import Path
 
 import torch
 
-from divekit.io import load
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HEADER_THREADS = re.compile(r"\((\d+) threads?\)")
-
-
-def spin(stop: multiprocessing.Event) -> None:
-    while not stop.is_set():
-        for _ in range(100_000):
-            pass
+from processes import header_threads, one_core_busy  # noqa: E402
+from divekit.io import load  # noqa: E402
 
 
 def divekit(*args: str) -> list[str]:
@@ -53,8 +46,8 @@ def divekit(*args: str) -> list[str]:
 
 
 def threads_in(stderr: str) -> str:
-    found = HEADER_THREADS.search(stderr)
-    return found[1] if found else "?"
+    threads = header_threads(stderr)
+    return "?" if threads is None else str(threads)
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -81,16 +74,9 @@ def killed_run(folder: Path, epochs: int, rng: random.Random, within: float) -> 
 
 def resumed_under_load(folder: Path, extra: list[str]) -> tuple[str, str]:
     """Resume while a second process keeps a core busy; the header's thread count and any warning line."""
-    stop = multiprocessing.Event()
-    busy = multiprocessing.Process(target=spin, args=(stop,), daemon=True)
-    busy.start()
-    try:
-        time.sleep(1.0)  # the load is sustained, not a blip, when the run samples it
+    with one_core_busy():
         done = subprocess.run(divekit("train", "--resume", "--out", str(folder), "--no-progress", *extra),
                               capture_output=True, text=True)  # fmt: skip
-    finally:
-        stop.set()
-        busy.join()
     if done.returncode != 0:
         raise SystemExit(f"resume failed: {done.stderr[-2000:]}")
     warning = next((line for line in done.stderr.splitlines() if "bit" in line), "")
@@ -133,8 +119,9 @@ def main() -> int:
             resumed, warning = resumed_under_load(folder, extra)
             same = identical(weights(folder), ref)
             label = f"control ({' '.join(extra)})" if control else str(trial + 1)
+            warned = f"; warned: {warning.strip()}" if warning else ""
             print(f"| {label} | {first} thread(s) | epoch {at['epoch']}, batch {at['batch']} | {resumed} thread(s)"
-                  f"{'; warned: ' + warning.strip() if warning else ''} | {same} of {len(ref)} |", flush=True)  # fmt: skip
+                  f"{warned} | {same} of {len(ref)} |", flush=True)  # fmt: skip
             if not control:
                 same_all &= same == len(ref)
     print("all trials bit-identical" if same_all else "SOME TRIALS DIFFER")

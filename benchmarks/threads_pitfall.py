@@ -24,7 +24,6 @@ workload and situation, the default's ratio to the better of 1 and 2 threads.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from char_lm_table import ROWS as LM_ROWS  # noqa: E402  (row -> label, model, options, lr, book perplexity)
+from processes import one_core_busy  # noqa: E402
 from rnn_speed import model_steps  # noqa: E402  (the language-model training step: SGD lr 1, clip 1)
 from divekit.device import busy_cores, configure_threads, usable_cores  # noqa: E402
 from divekit.engine.allocator import kept_freed_memory  # noqa: E402
@@ -74,11 +74,6 @@ class Cell:
 
 
 CAP_S = 5.0  # the longest one measurement may take
-
-
-def spin(stop) -> None:
-    while not stop.is_set():
-        sum(range(10_000))
 
 
 # ------------------------------------------------------------------ workloads
@@ -122,8 +117,8 @@ def char_lm_workloads(data_root: Path, steps: int) -> list[Workload]:
         torch.manual_seed(0)
         model = create_model(name, vocab_size=len(vocab), **options)
         hidden = options["num_hiddens"]
-        workloads.append(Workload(f"{label} ({hidden} hidden)", "tokens/s",
-                                  lambda b, model=model: model_steps(model, b)[0], batches, 32 * 35))  # wall-clock tokens/s  # fmt: skip
+        wall_rate = lambda b, model=model: model_steps(model, b)[0]  # noqa: E731  (tokens/s of the wall clock)
+        workloads.append(Workload(f"{label} ({hidden} hidden)", "tokens/s", wall_rate, batches, 32 * 35))
     return workloads
 
 
@@ -153,19 +148,6 @@ def situation(name: str, workloads: list[Workload], settings: list[str], rounds:
             for setting in order:
                 measure(workload, setting, cell)
     return cells
-
-
-def with_busy_core(body: Callable[[], list[Cell]]) -> list[Cell]:
-    """Run ``body`` while a second process keeps one core busy; stop that process after, whatever happens."""
-    stop = multiprocessing.Event()
-    competitor = multiprocessing.Process(target=spin, args=(stop,), daemon=True)
-    competitor.start()
-    try:
-        time.sleep(1.0)  # let it run before anything is measured
-        return body()
-    finally:
-        stop.set()
-        competitor.join()
 
 
 # ------------------------------------------------------------------ reporting
@@ -213,7 +195,8 @@ def main() -> None:
     started = time.perf_counter()
     with kept_freed_memory():  # as in divekit's training runs
         results = {"idle": situation("idle", workloads, settings, args.rounds)}
-        results["one core busy"] = with_busy_core(lambda: situation("one core busy", workloads, settings, args.rounds))
+        with one_core_busy():
+            results["one core busy"] = situation("one core busy", workloads, settings, args.rounds)
     print()
     print(table(workloads, results, threads))
     print()
