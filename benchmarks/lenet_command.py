@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lenet_epoch import torchvision_root  # noqa: E402  (FashionMNIST/raw/ laid out as torchvision expects)
-from processes import header_threads, load_note, median, run_timed, with_pythonpath  # noqa: E402
+from processes import header_threads, load_note, median, run_history, run_timed, with_pythonpath  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TEXTBOOK = "textbook"
@@ -55,8 +55,7 @@ def run_divekit(src: str, data_dir: str, epochs: int, scratch: Path) -> dict:
             "--epochs", str(epochs), "--out", str(out)]  # fmt: skip
     timed = run_timed(argv, env=with_pythonpath(src), cwd=str(scratch))
     _check(timed, f"divekit from {src}")
-    history = json.loads((out / "metrics.json").read_text())
-    history = history["history"] if isinstance(history, dict) else history
+    history = run_history(out)
     header = timed.stderr.splitlines()[0] if timed.stderr else ""
     return {"wall": timed.wall_s, "cpu": timed.cpu_s, "load": timed.load,
             "epoch": median([r["epoch_time_s"] for r in history]), "test_acc": history[-1]["test_acc"],

@@ -10,6 +10,7 @@ quiet-machine number from a loaded one.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import re
@@ -19,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -96,3 +98,9 @@ def one_core_busy(settle_s: float = 1.0) -> Iterator[None]:
     finally:
         stop.set()
         competitor.join()
+
+
+def run_history(folder: Path) -> list[dict]:
+    """The per-epoch records of the divekit run in ``folder`` (its ``metrics.json``)."""
+    history = json.loads((folder / "metrics.json").read_text())
+    return history["history"] if isinstance(history, dict) else history
